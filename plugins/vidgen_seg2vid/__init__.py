@@ -1,0 +1,1 @@
+"""vidgen seg2vid processor."""

@@ -1,0 +1,99 @@
+"""The library API for media pipelines: ready processors, whole-file runs, processor lookup."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence, Union
+
+import numpy as np
+import torch
+
+from vidgen.engine import RunResult, compute_dtype, resolve_device
+from vidgen.engine import run as run_pipeline
+from vidgen.grouping import Chain, Frame
+from vidgen.plugins import create_processor
+from vidgen.processor import Processor, ProcessorContext, VideoMeta
+from vidgen.video import EncodeSettings
+
+PluginSpec = Union[str, tuple[str, dict[str, Any]], Processor]
+
+
+class ReadyProcessor:
+    """A set-up processor (or chain) callable on whole clips.
+
+    Call it on a `(T, H, W, 3)` uint8 array or a `(T, 3, H, W)` float tensor in [0, 1]; it returns the
+    same kind. Each call is one stream: groups, context and flushing are handled as in `vidgen run`,
+    and state does not leak from one call to the next unless `keep_state=True`.
+    """
+
+    def __init__(self, processors: list[Processor], device: str = "auto", precision: str = "auto", fps: float = 25.0):
+        self.processors = processors
+        self.device = resolve_device(device)
+        self.dtype = compute_dtype(self.device, precision)
+        self.fps = fps
+        self._size: tuple[int, int] | None = None
+
+    def _setup(self, width: int, height: int) -> None:
+        for processor in self.processors:
+            processor.setup(ProcessorContext(self.device, self.dtype, VideoMeta(width, height, self.fps), print))
+            width, height = processor.output_size(width, height)
+
+    def __call__(self, clip: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        as_array = isinstance(clip, np.ndarray)
+        if as_array:
+            if clip.ndim != 4 or clip.shape[-1] != 3 or clip.dtype != np.uint8:
+                raise ValueError(f"expected a (T, H, W, 3) uint8 array, got {clip.shape} {clip.dtype}")
+            frames = torch.from_numpy(clip).to(self.device).permute(0, 3, 1, 2).float() / 255
+        else:
+            if clip.ndim != 4 or clip.shape[1] != 3:
+                raise ValueError(f"expected a (T, 3, H, W) float tensor, got {tuple(clip.shape)}")
+            frames = clip.to(self.device, torch.float32)
+        height, width = frames.shape[-2:]
+        self._setup(width, height)
+        chain = Chain(self.processors)
+        out: list[torch.Tensor] = []
+        with torch.no_grad():
+            for index, pixels in enumerate(frames):
+                out.extend(f.pixels for f in chain.push(Frame(pixels, index, index)))
+            out.extend(f.pixels for f in chain.flush())
+        result = torch.stack(out).clamp(0, 1)
+        if as_array:
+            return result.mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        return result.to(clip.device)
+
+
+def _build(spec: PluginSpec) -> Processor:
+    if isinstance(spec, Processor):
+        return spec
+    if isinstance(spec, str):
+        return create_processor(spec)
+    name, options = spec
+    return create_processor(name, **options)
+
+
+def processor(name: str, device: str = "auto", precision: str = "auto", **options: Any) -> ReadyProcessor:
+    """A ready processor `name` with `options`, e.g. `vidgen.processor("sr", scale=2)(frames)`."""
+    return ReadyProcessor([create_processor(name, **options)], device, precision)
+
+
+def chain(plugins: Sequence[PluginSpec], device: str = "auto", precision: str = "auto") -> ReadyProcessor:
+    """Several processors applied in order, callable like `processor`."""
+    return ReadyProcessor([_build(p) for p in plugins], device, precision)
+
+
+def run(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    plugins: Sequence[PluginSpec] = (),
+    *,
+    encode: EncodeSettings | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    overwrite: bool = False,
+    progress: bool = False,
+) -> RunResult:
+    """Process video file `src` into `dst` through `plugins`: names, (name, options) pairs or processors."""
+    return run_pipeline(
+        src, dst, [_build(p) for p in plugins], encode=encode, device=device, precision=precision,
+        overwrite=overwrite, progress=progress,
+    )

@@ -1,0 +1,166 @@
+"""The processor contract: options, frame groups and the `Processor` base class."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import torch
+
+from vidgen.errors import VidgenError
+
+
+def parse_bool(text: str) -> bool:
+    """Parse 'true/false/1/0/yes/no/on/off' (case-insensitive)."""
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def parse_int_tuple(text: str) -> tuple[int, ...]:
+    """Parse '10,20,30,40' into (10, 20, 30, 40)."""
+    return tuple(int(part) for part in text.split(",") if part.strip())
+
+
+PARSERS: dict[type, Callable[[str], Any]] = {bool: parse_bool, int: int, float: float, str: str, Path: Path}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One typed, documented option of a processor (`-p NAME.KEY=VALUE` on the command line)."""
+
+    name: str
+    type: type | Callable[[str], Any]
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None = None
+
+    def convert(self, value: Any) -> Any:
+        """Convert a command-line string (or a Python value) into this option's type."""
+        if value is None:
+            return None
+        if isinstance(value, str):
+            parser = PARSERS.get(self.type, self.type)  # type: ignore[arg-type]
+            try:
+                value = parser(value)
+            except (ValueError, TypeError) as exc:
+                raise VidgenError(f"option {self.name}: {exc}") from None
+        if self.choices is not None and value not in self.choices:
+            raise VidgenError(f"option {self.name}: {value!r} is not one of {', '.join(self.choices)}")
+        return value
+
+    @property
+    def type_name(self) -> str:
+        return getattr(self.type, "__name__", str(self.type))
+
+
+@dataclass
+class VideoMeta:
+    """What a processor may want to know about the stream it receives."""
+
+    width: int
+    height: int
+    fps: float
+    frame_count: int | None = None
+    path: Path | None = None
+
+
+@dataclass
+class ProcessorContext:
+    """Passed to `Processor.setup`: where and how to compute, and what comes in."""
+
+    device: torch.device
+    dtype: torch.dtype  # compute dtype for autocast: float32, bfloat16 (CPU) or float16 (CUDA)
+    video: VideoMeta
+    log: Callable[[str], None] = print
+
+    def autocast(self) -> torch.autocast:
+        """An autocast context for this device and dtype (a no-op for float32)."""
+        return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
+
+
+@dataclass
+class FrameGroup:
+    """A run of consecutive frames handed to a processor.
+
+    `frames` is `(T, 3, H, W)` float in [0, 1], RGB, on the processor's device. The frames that must be
+    returned are `frames[core]`; the others are context (neighbours before/after) a processor asked for.
+    `indices` and `pts` describe all T frames.
+    """
+
+    frames: torch.Tensor
+    indices: list[int]
+    pts: list[int | None]
+    core: slice = field(default_factory=lambda: slice(None))
+    is_last: bool = False
+
+    def __post_init__(self) -> None:
+        if self.frames.ndim != 4 or self.frames.shape[1] != 3:
+            raise ValueError(f"frames must be (T, 3, H, W), got {tuple(self.frames.shape)}")
+        if not (len(self.indices) == len(self.pts) == self.frames.shape[0]):
+            raise ValueError("frames, indices and pts must have the same length")
+
+    @property
+    def core_frames(self) -> torch.Tensor:
+        """The frames to be returned, `(N, 3, H, W)`."""
+        return self.frames[self.core]
+
+    @property
+    def core_indices(self) -> list[int]:
+        return self.indices[self.core]
+
+    @property
+    def context_before(self) -> int:
+        return range(len(self.indices))[self.core].start
+
+    def with_frames(self, frames: torch.Tensor) -> FrameGroup:
+        """A group holding only the core frames, replaced by `frames` `(N, 3, H', W')`."""
+        return FrameGroup(frames, self.indices[self.core], self.pts[self.core], slice(None), self.is_last)
+
+
+class Processor(abc.ABC):
+    """Base class of every vidgen processor.
+
+    Subclasses set `name`, `description`, `options`; may set `group_size` and `context` (frames needed
+    before/after each group) in `__init__` from their options; implement `process`.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    options: ClassVar[tuple[Option, ...]] = ()
+
+    group_size: int = 8
+    context: tuple[int, int] = (0, 0)
+
+    def __init__(self, **options: Any) -> None:
+        known = {option.name: option for option in self.options}
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            valid = ", ".join(known) or "none"
+            raise VidgenError(f"{self.name}: unknown option {unknown[0]!r} (valid: {valid})")
+        values = {name: option.default for name, option in known.items()}
+        values.update({name: known[name].convert(value) for name, value in options.items()})
+        self.settings = dataclasses.make_dataclass(f"{self.name}_settings", list(values))(**values)
+
+    def setup(self, context: ProcessorContext) -> None:
+        """Prepare for a stream: load models onto `context.device`, read `context.video`."""
+        self.device = context.device
+        self.ctx = context
+
+    @abc.abstractmethod
+    def process(self, group: FrameGroup) -> FrameGroup:
+        """Return the processed core frames of `group`, e.g. `group.with_frames(out)`."""
+
+    def finish(self) -> FrameGroup | None:
+        """Called after the last group: return frames still buffered, if any."""
+        return None
+
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        """Frame size this processor produces for an input of `width` × `height`."""
+        return width, height
