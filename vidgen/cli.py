@@ -48,7 +48,10 @@ def expand_inputs(inputs: tuple[str, ...]) -> list[Path]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            paths.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES))
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+            if not found:
+                raise VidgenError(f"{path}: folder holds no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
+            paths.extend(found)
         elif any(ch in item for ch in "*?[") and not path.exists():
             matches = sorted(glob.glob(item))
             if not matches:
@@ -224,7 +227,7 @@ def bench() -> None:
 
 
 @bench.command("io")
-@click.option("--seconds", default=10.0, show_default=True, help="Length of the generated test clip.")
+@click.option("--seconds", default=20.0, show_default=True, help="Length of the generated test clip.")
 @click.option("--size", default="640x360", show_default=True)
 def bench_io(seconds: float, size: str) -> None:
     """vidgen's no-plugin pass vs the ffmpeg CLI, and peak memory for a clip vs one 8x longer."""

@@ -233,6 +233,10 @@ def run(
                 emit(chain.push(Frame(to_tensor(item.rgb, torch_device), item.index, item.pts)))
             if decoder.error is not None:
                 raise decoder.error
+            listed = reader.stream.frames
+            if listed and reader.decoded_frames < listed:
+                log(f"warning: {src} looks truncated: its header lists {listed} frames, "
+                    f"{reader.decoded_frames} could be decoded")
             emit(chain.flush())
         _put(processed, _DONE, stop)
         encoder.join()

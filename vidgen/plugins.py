@@ -99,7 +99,12 @@ def processors(pm: PluginManager | None = None) -> dict[str, ProcessorInfo]:
                 raise VidgenError(f"plugin {_package}: register() needs a named Processor subclass, got {cls!r}")
             found[cls.name] = ProcessorInfo(cls, pm.get_name(plugin) or "", _package, _version)
 
-        impl(register=register)
+        try:
+            impl(register=register)
+        except VidgenError:
+            raise
+        except Exception as exc:  # one broken plugin must not hide the others
+            click.echo(f"warning: plugin {pm.get_name(plugin)!r} failed to register: {type(exc).__name__}: {exc}", err=True)
     return found
 
 

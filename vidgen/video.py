@@ -65,6 +65,8 @@ class Colour:
 
     def names(self) -> dict[str, str]:
         def name(enum: type, value: int) -> str:
+            if value == 2:  # FFmpeg's "unspecified" for primaries, transfer and matrix
+                return "unspecified"
             try:
                 return enum(value).name.lower()
             except ValueError:
@@ -176,6 +178,7 @@ class VideoReader:
         ) or None
         self.rotation = 0
         self.colour = Colour.of(ctx)
+        self.decoded_frames = 0
 
     def frames(self) -> Iterator[DecodedFrame]:
         """Yield every frame in presentation order, in RGB at the stream's bit depth."""
@@ -193,6 +196,7 @@ class VideoReader:
             raise VidgenError(f"{self.path}: decoding failed at frame {index} ({_describe_av_error(exc)})") from None
         if index == 0:
             raise VidgenError(f"{self.path}: no video frame could be decoded")
+        self.decoded_frames = index
 
     def close(self) -> None:
         self.container.close()

@@ -1,0 +1,54 @@
+"""Shared fixtures: small clips, a CLI runner that returns (exit code, stdout, stderr), plugin registration."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from clips import moving_pattern, write_clip  # noqa: E402
+
+from vidgen.plugins import default_plugin_manager  # noqa: E402
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> Path:
+    """A 12-frame 64x48 H.264 clip with an AAC track."""
+    return write_clip(tmp_path / "in.mp4", moving_pattern(12, 64, 48), audio=True)
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> Callable[..., tuple[int, str, str]]:
+    """Run `vidgen ARGS...` in-process through `main()`; returns (exit code, stdout, stderr)."""
+    from vidgen.cli import main
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["vidgen", *map(str, args)])
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return invoke
+
+
+@pytest.fixture
+def register() -> Iterator[Callable[[object, str], None]]:
+    """Register plugin objects on the process-wide manager for one test (`pm.register`)."""
+    pm = default_plugin_manager()
+    added: list[object] = []
+
+    def add(plugin: object, name: str) -> None:
+        pm.register(plugin, name=name)
+        added.append(plugin)
+
+    yield add
+    for plugin in added:
+        pm.unregister(plugin)

@@ -1,0 +1,196 @@
+"""The command line: bad input gives one line and a non-zero exit, plugin syntax, batch runs, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from clips import moving_pattern, write_clip
+
+import vidgen
+from vidgen import FrameGroup, Option, Processor
+
+
+class Invert(Processor):
+    name = "invert"
+    description = "1 - x"
+    options = (Option("amount", float, 1.0, "blend"),)
+
+    def process(self, group: FrameGroup) -> FrameGroup:
+        frames = group.core_frames
+        return group.with_frames(frames + self.settings.amount * (1 - 2 * frames))
+
+
+class Exploding(Processor):
+    name = "exploding"
+
+    def process(self, group: FrameGroup) -> FrameGroup:
+        raise RuntimeError("boom")
+
+
+class TestPlugins:
+    @vidgen.hookimpl
+    def vidgen_register_processors(self, register) -> None:
+        register(Invert)
+        register(Exploding)
+
+
+@pytest.fixture
+def test_plugins(register) -> None:
+    register(TestPlugins(), "test-plugins")
+
+
+def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
+    assert code != 0
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("warning: plugin")]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def written(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make, fragment",
+    [
+        (lambda d: d / "missing.mp4", "no such file"),
+        (lambda d: written(d / "empty.mp4", b""), "empty"),
+        (lambda d: written(d / "text.mp4", b"hello\n"), "not a readable video"),
+        (lambda d: d, "no video files"),
+    ],
+    ids=["missing", "empty", "text", "folder"],
+)
+def test_unreadable_inputs(cli, tmp_path: Path, make, fragment: str) -> None:
+    code, _, err = cli("run", make(tmp_path), "-o", tmp_path / "out.mp4")
+    assert_one_line_error(code, err, fragment)
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_truncated_and_audio_only_inputs(cli, clip: Path, tmp_path: Path) -> None:
+    truncated = tmp_path / "cut.mp4"
+    truncated.write_bytes(clip.read_bytes()[: clip.stat().st_size // 3])
+    assert_one_line_error(*cli("run", truncated, "-o", tmp_path / "a.mp4")[::2], "cut.mp4")
+    audio_only = tmp_path / "sound.m4a"
+    with av.open(str(clip)) as src, av.open(str(audio_only), "w") as out:
+        stream = out.add_stream_from_template(src.streams.audio[0])
+        for packet in src.demux(audio=0):
+            if packet.size:
+                packet.stream = stream
+                out.mux(packet)
+    assert_one_line_error(*cli("run", audio_only, "-o", tmp_path / "b.mp4")[::2], "no video stream")
+    assert not (tmp_path / "a.mp4").exists() and not (tmp_path / "b.mp4").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_one_pixel_video(cli, tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "dot.mp4", np.full((3, 1, 1, 3), 90, np.uint8), pix_fmt="yuv444p")
+    code, _, err = cli("run", src, "-o", tmp_path / "out.mp4")
+    assert code == 0, err
+    assert vidgen.probe(tmp_path / "out.mp4").frame_count == 3
+
+
+def test_output_path_rules(cli, clip: Path, tmp_path: Path) -> None:
+    before = clip.read_bytes()
+    assert_one_line_error(*cli("run", clip, "-o", clip)[::2], "input")
+    assert_one_line_error(*cli("run", clip, "-o", tmp_path / "nope" / "out.mp4")[::2], "does not exist")
+    existing = tmp_path / "existing.mp4"
+    existing.write_bytes(b"keep")
+    assert_one_line_error(*cli("run", clip, "-o", existing)[::2], "--overwrite")
+    assert existing.read_bytes() == b"keep"
+    assert cli("run", clip, "-o", existing, "--overwrite", "-q")[0] == 0
+    assert vidgen.probe(existing).frame_count == 12
+    assert clip.read_bytes() == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
+def test_unwritable_output_folder(cli, clip: Path, tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    assert_one_line_error(*cli("run", clip, "-o", locked / "out.mp4")[::2], "not writable")
+
+
+def test_unwritable_output_folder_as_root_too(cli, clip: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    assert_one_line_error(*cli("run", clip, "-o", clip.parent / "out.mp4")[::2], "not writable")
+
+
+def test_plugin_and_option_errors_list_the_valid_names(cli, clip: Path, tmp_path: Path, test_plugins) -> None:
+    code, _, err = cli("run", clip, "-o", tmp_path / "o.mp4", "--plugin", "nosuch")
+    assert_one_line_error(code, err, "nosuch", "invert")
+    code, _, err = cli("run", clip, "-o", tmp_path / "o.mp4", "--plugin", "invert", "-p", "colour=1")
+    assert_one_line_error(code, err, "colour", "amount")
+    code, _, err = cli("run", clip, "-o", tmp_path / "o.mp4", "--plugin", "invert", "-p", "amount=lots")
+    assert_one_line_error(code, err, "amount")
+    code, _, err = cli("run", clip, "-o", tmp_path / "o.mp4", "--plugin", "invert", "--plugin", "invert", "-p", "amount=1")
+    assert_one_line_error(code, err, "NAME.KEY=VALUE")
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_chain_with_options(cli, clip: Path, tmp_path: Path, test_plugins) -> None:
+    code, _, err = cli("run", clip, "-o", tmp_path / "o.mp4", "--plugin", "invert", "--plugin", "invert",
+                       "-p", "invert.amount=0.5", "-q")
+    assert code == 0, err
+    with av.open(str(tmp_path / "o.mp4")) as container:
+        grey = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    assert abs(float(grey.mean()) - 127.5) < 3  # 0.5-blend of a frame and its inverse is mid-grey
+
+
+def test_processor_that_raises(cli, clip: Path, tmp_path: Path, test_plugins) -> None:
+    code, _, err = cli("run", clip, "-o", tmp_path / "o.mp4", "--plugin", "exploding")
+    assert_one_line_error(code, err, "exploding", "boom")
+    assert list(tmp_path.iterdir()) == [clip]
+
+
+def test_plugins_listing(cli, test_plugins) -> None:
+    code, out, _ = cli("plugins", "--json")
+    entries = {e["name"]: e for e in json.loads(out)}
+    assert entries["invert"]["options"][0] == {"name": "amount", "type": "float", "default": 1.0, "help": "blend"}
+    code, out, _ = cli("plugins")
+    assert "invert.amount=1.0" in out
+
+
+def test_info(cli, clip: Path) -> None:
+    code, out, _ = cli("info", clip, "--json")
+    info = json.loads(out)
+    assert (info["width"], info["height"], info["frame_count"]) == (64, 48, 12)
+    assert [s["type"] for s in info["streams"]] == ["video", "audio"]
+
+
+def test_batch_run_reports_each_file_and_survives_a_bad_one(cli, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(2):
+        write_clip(folder / f"c{i}.mp4", moving_pattern(4, 32, 32, seed=i))
+    (folder / "broken.mp4").write_text("not a video")
+    code, out, err = cli("run", folder, "-o", tmp_path / "out")
+    assert code == 1 and "1 of 3 file(s) failed" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["c0.mp4", "c1.mp4"]
+    assert "broken.mp4" in out and out.count(" ok") == 2
+
+
+def test_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "long.mp4", moving_pattern(600, 320, 240))
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "vidgen", "run", src, "-o", out, "--preset", "veryslow"],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(p.name.startswith(".out.") for p in tmp_path.iterdir()):
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4"]
