@@ -1,0 +1,102 @@
+"""The `denoise` processor: each frame is restored from itself and its neighbours by the temporal RED-Net."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from vidgen import FrameGroup, Option, Processor, ProcessorContext, VidgenError
+from vidgen.training import load_weights
+from vidgen_denoise.model import TemporalREDNet
+
+SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "denoise_rednet_k5.safetensors"
+TILE_MARGIN = 32  # pixels of context around each tile, beyond the network's receptive field radius
+ALIGN = 4  # the network works at 1/2 and 1/4 resolution: tiles start on multiples of 4 pixels
+
+
+def load_model(path: str | Path) -> TemporalREDNet:
+    """A `TemporalREDNet` with its shape (frames, width, body layers) read from the weight tensors."""
+    tensors, _ = load_weights(path)
+    try:
+        width, in_channels = tensors["head.weight"].shape[:2]
+        body_layers = len({key.split(".")[1] for key in tensors if key.startswith("body.")})
+        model = TemporalREDNet((in_channels // 4 - 1) // 3, width, body_layers)
+        model.load_state_dict(tensors)
+    except (KeyError, RuntimeError) as exc:
+        raise VidgenError(f"{path}: not a denoise RED-Net weights file ({type(exc).__name__})") from None
+    return model
+
+
+def tile_starts(length: int, tile: int) -> list[int]:
+    """Start offsets (multiples of `ALIGN`) of tiles of `tile` pixels covering `length` pixels."""
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, tile))
+    starts.append((length - tile) // ALIGN * ALIGN)
+    return sorted(set(starts))
+
+
+class Denoise(Processor):
+    name = "denoise"
+    description = "Remove noise with a RED-Net that restores each frame from its neighbouring frames."
+    options = (
+        Option("frames", int, 5, "frames the network sees: 5 = temporal (neighbours), 1 = each frame alone"),
+        Option("sigma", float, 0.0, "noise standard deviation on the 0-255 scale if known; 0 = blind"),
+        Option("tile", int, 256, "process large frames in tiles of this many pixels (0 = whole frames)"),
+        Option("weights", Path, None, "weights file (default: the shipped model)"),
+    )
+
+    def __init__(self, **options: object) -> None:
+        super().__init__(**options)
+        if self.settings.frames < 1 or self.settings.frames % 2 == 0:
+            raise VidgenError(f"denoise: frames must be 1 or an odd number, got {self.settings.frames}")
+        if not 0 <= self.settings.sigma <= 255:
+            raise VidgenError(f"denoise: sigma must be in [0, 255], got {self.settings.sigma}")
+        if self.settings.tile < 0:
+            raise VidgenError(f"denoise: tile must be >= 0, got {self.settings.tile}")
+        self.group_size = 8
+        self.context = (self.settings.frames // 2, self.settings.frames // 2)
+
+    def setup(self, context: ProcessorContext) -> None:
+        super().setup(context)
+        self.model = load_model(self.settings.weights or SHIPPED_WEIGHTS).eval().to(context.device)
+        self.model = self.model.to(memory_format=torch.channels_last)
+        if self.settings.frames not in (1, self.model.frames):
+            raise VidgenError(f"denoise: these weights take frames=1 or frames={self.model.frames}, "
+                              f"not {self.settings.frames}")
+
+    def network_inputs(self, group: FrameGroup) -> torch.Tensor:
+        """`(N, 3K + 1, H, W)`: for each core frame, its K neighbours (the nearest available one repeated
+        past the ends of the video; the frame itself K times in per-frame mode) and the noise-level map."""
+        frames, half = group.frames, self.model.frames // 2
+        last = len(frames) - 1
+        stacks = []
+        for centre in range(len(frames))[group.core]:
+            if self.settings.frames == 1:
+                chosen = [centre] * self.model.frames
+            else:
+                chosen = [min(max(centre + offset, 0), last) for offset in range(-half, half + 1)]
+            stacks.append(frames[chosen].flatten(0, 1))
+        stacked = torch.stack(stacks)
+        level = torch.full_like(stacked[:, :1], self.settings.sigma / 255)
+        return torch.cat([stacked, level], 1)
+
+    def denoise(self, inputs: torch.Tensor) -> torch.Tensor:
+        """`(N, 3K + 1, H, W)` → `(N, 3, H, W)`, tile by tile with `TILE_MARGIN` overlap discarded."""
+        height, width = inputs.shape[-2:]
+        tile = max(self.settings.tile // ALIGN * ALIGN, ALIGN) if self.settings.tile else max(height, width)
+        out = torch.empty_like(inputs[:, :3])
+        for y in tile_starts(height, tile):
+            for x in tile_starts(width, tile):
+                y0, x0 = max(y - TILE_MARGIN, 0), max(x - TILE_MARGIN, 0)
+                y1, x1 = min(y + tile + TILE_MARGIN, height), min(x + tile + TILE_MARGIN, width)
+                patch = inputs[:, :, y0:y1, x0:x1].contiguous(memory_format=torch.channels_last)
+                with self.ctx.autocast():
+                    restored = self.model(patch).float()
+                out[:, :, y:y + tile, x:x + tile] = restored[:, :, y - y0:y - y0 + tile, x - x0:x - x0 + tile]
+        return out.clamp_(0, 1)
+
+    def process(self, group: FrameGroup) -> FrameGroup:
+        inputs = self.network_inputs(group)
+        return group.with_frames(torch.cat([self.denoise(chunk) for chunk in inputs.split(4)]))

@@ -1,0 +1,203 @@
+"""`vidgen train denoise`: train the temporal RED-Net on synthetic noisy clips cut from still photographs."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vidgen.training import command_line, load_images, random_crops, save_weights, set_seed, split_holdout
+from vidgen_denoise.model import TemporalREDNet
+
+MAX_SIGMA = 55.0
+
+
+def moving_clips(crops: torch.Tensor, frames: int, size: int, rng: np.random.Generator,
+                 max_speed: float = 6.0) -> torch.Tensor:
+    """`(B, frames, 3, size, size)` clips seen by a camera drifting over `crops` `(B, 3, S, S)`.
+
+    Each clip pans at a random velocity (up to `max_speed` px/frame) with sub-pixel jitter, a slight
+    zoom and rotation; the centre frame is the exact central crop (no resampling).
+    """
+    batch, _, source, _ = crops.shape
+    offsets = np.arange(frames) - frames // 2
+    angle = rng.uniform(0, 2 * np.pi, batch)
+    speed = rng.uniform(0, max_speed, batch)
+    zoom = rng.uniform(-0.01, 0.01, batch)
+    spin = rng.uniform(-0.005, 0.005, batch)
+    theta = np.zeros((batch, frames, 2, 3), np.float32)
+    for t, offset in enumerate(offsets):
+        jitter = rng.uniform(-0.5, 0.5, (batch, 2)) * (offset != 0)
+        shift_x = speed * np.cos(angle) * offset + jitter[:, 0]
+        shift_y = speed * np.sin(angle) * offset + jitter[:, 1]
+        scale = size / source * (1 + zoom * offset)
+        rot = spin * offset
+        theta[:, t, 0] = np.stack([scale * np.cos(rot), -scale * np.sin(rot), 2 * shift_x / source], -1)
+        theta[:, t, 1] = np.stack([scale * np.sin(rot), scale * np.cos(rot), 2 * shift_y / source], -1)
+    theta_t = torch.from_numpy(theta).view(batch * frames, 2, 3)
+    grid = F.affine_grid(theta_t, [batch * frames, 3, size, size], align_corners=False)
+    repeated = crops.unsqueeze(1).expand(-1, frames, -1, -1, -1).reshape(batch * frames, 3, source, source)
+    clips = F.grid_sample(repeated, grid, mode="bicubic", padding_mode="reflection", align_corners=False)
+    clips = clips.view(batch, frames, 3, size, size).clamp(0, 1)
+    clips[:, frames // 2] = crops[:, :, (source - size) // 2:(source - size) // 2 + size,
+                                  (source - size) // 2:(source - size) // 2 + size]
+    return clips
+
+
+def add_noise(clips: torch.Tensor, rng: np.random.Generator, poisson_share: float = 0.2,
+              sigma_known_share: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fresh noise per frame on `(B, K, 3, H, W)` clean clips → (noisy clips, σ/255 per clip `(B,)`).
+
+    Gaussian σ ∈ [0, 55] (0-255 scale) per clip, or for `poisson_share` of clips signal-dependent
+    Poisson-Gaussian camera noise. The returned level is 0 (blind) except for `sigma_known_share` of
+    the Gaussian clips. Results are clipped to [0, 1] and quantised to 8 bits, as in a decoded video.
+    """
+    batch = clips.shape[0]
+    sigma = torch.from_numpy(rng.uniform(0, MAX_SIGMA / 255, batch)).float()
+    poisson = torch.from_numpy(rng.random(batch) < poisson_share)
+    gain = torch.from_numpy(rng.uniform(0.002, 0.03, batch)).float()
+    read = torch.from_numpy(rng.uniform(0.0, 0.03, batch)).float()
+    view = (batch, 1, 1, 1, 1)
+    gaussian_std = sigma.view(view).expand_as(clips)
+    camera_std = torch.sqrt(gain.view(view) * clips + read.view(view) ** 2)
+    std = torch.where(poisson.view(view), camera_std, gaussian_std)
+    noisy = (clips + std * torch.randn_like(clips)).clamp(0, 1).mul(255).round().div(255)
+    known = torch.from_numpy(rng.random(batch) < sigma_known_share) & ~poisson
+    return noisy, torch.where(known, sigma, torch.zeros_like(sigma))
+
+
+def network_input(noisy: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    """`(B, K, 3, H, W)` frames and `(B,)` noise levels → `(B, 3K + 1, H, W)` network input."""
+    batch, frames, _, height, width = noisy.shape
+    level_map = level.view(batch, 1, 1, 1).expand(batch, 1, height, width).to(noisy)
+    return torch.cat([noisy.reshape(batch, 3 * frames, height, width), level_map], 1)
+
+
+def training_batch(images: list[np.ndarray], batch: int, size: int, frames: int,
+                   rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch: (network input `(B, 3K+1, P, P)`, clean centre frames `(B, 3, P, P)`).
+
+    A quarter of the clips repeat the noisy centre frame in every slot (per-frame mode), and a tenth
+    replicate the first or last one or two frames, as the processor does at the ends of a video.
+    """
+    margin = int(2 * 6.0 * (frames // 2) + 8)
+    crops = random_crops(images, size + 2 * margin, batch, rng, scale_range=(0.5, 1.0))
+    clean = moving_clips(crops, frames, size, rng)
+    noisy, level = add_noise(clean, rng)
+    centre = frames // 2
+    for i in range(batch):
+        draw = rng.random()
+        if draw < 0.25:
+            noisy[i] = noisy[i, centre]
+        elif draw < 0.35:
+            missing = int(rng.integers(1, centre + 1))
+            if rng.random() < 0.5:
+                noisy[i, :missing] = noisy[i, missing]
+            else:
+                noisy[i, frames - missing:] = noisy[i, frames - missing - 1]
+    return network_input(noisy, level), clean[:, centre]
+
+
+def validation_set(images: list[np.ndarray], frames: int, seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Fixed held-out clips at σ = 25 (blind): 'temporal' (moving clips) and 'per-frame' (centre repeated)."""
+    rng = np.random.default_rng(seed + 1)
+    size = min(128, (min(min(image.shape[:2]) for image in images) - 64) // 4 * 4)
+    crops = random_crops(images, size + 2 * 32, 24, rng)
+    clean = moving_clips(crops, frames, size, rng, max_speed=4.0)
+    noisy = (clean + 25 / 255 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(seed))).clamp(0, 1)
+    noisy = noisy.mul(255).round().div(255)
+    blind = torch.zeros(len(clean))
+    single = noisy[:, frames // 2: frames // 2 + 1].expand_as(noisy)
+    target = clean[:, frames // 2]
+    return {"temporal": (network_input(noisy, blind), target), "per-frame": (network_input(single, blind), target)}
+
+
+def mean_psnr(model: TemporalREDNet, inputs: torch.Tensor, target: torch.Tensor) -> float:
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = torch.cat([model(chunk) for chunk in inputs.split(8)]).float().clamp(0, 1)
+    mse = (out - target).pow(2).flatten(1).mean(1)
+    return float((10 * torch.log10(1 / mse)).mean())
+
+
+@click.command("denoise")
+@click.option("--images", type=click.Path(exists=True, file_okay=False), required=True,
+              help="Folder of clean photographs (searched recursively); every 10th is held out for validation.")
+@click.option("--out", type=click.Path(dir_okay=False), default="denoise.safetensors", show_default=True,
+              help="Weights file to write (safetensors, fp16).")
+@click.option("--minutes", type=float, default=15.0, show_default=True, help="Wall-clock training budget.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--frames", type=int, default=5, show_default=True, help="Neighbouring frames the network sees (odd).")
+@click.option("--width", type=int, default=48, show_default=True, help="Channels at 1/2 resolution (2x at 1/4).")
+@click.option("--body-layers", type=int, default=4, show_default=True, help="Convolutions at 1/4 resolution.")
+@click.option("--batch", type=int, default=16, show_default=True)
+@click.option("--patch", type=int, default=64, show_default=True, help="Training crop size in pixels.")
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate (cosine-decayed over the budget).")
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint beside --out.")
+@click.option("--validate-every", type=float, default=90.0, show_default=True, help="Seconds between validations and checkpoints.")
+def train_command(images: str, out: str, minutes: float, seed: int, frames: int, width: int, body_layers: int,
+                  batch: int, patch: int, lr: float, resume: bool, validate_every: float) -> None:
+    """Train the denoiser on clips made from still photographs with synthetic camera motion and noise."""
+    if frames < 1 or frames % 2 == 0:
+        raise click.BadParameter("must be odd", param_hint="--frames")
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    rng = set_seed(seed)
+    train_images, held_out = split_holdout(load_images(images, min_size=patch + 64))
+    if not held_out:
+        train_images, held_out = train_images[1:], train_images[:1]
+    validation = validation_set(held_out, frames, seed)
+    model = TemporalREDNet(frames, width, body_layers).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    checkpoint = Path(out).with_suffix(".ckpt.pt")
+    step, elapsed, best = 0, 0.0, -math.inf
+    if resume:
+        if not checkpoint.is_file():
+            raise click.ClickException(f"{checkpoint}: no checkpoint to resume from")
+        state = torch.load(checkpoint, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, elapsed, best = state["step"], state["elapsed"], state["best"]
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        click.echo(f"resumed at step {step}, {elapsed / 60:.1f} min")
+    budget = minutes * 60
+    click.echo(f"{len(train_images)} training / {len(held_out)} validation images; "
+               f"{sum(p.numel() for p in model.parameters())} parameters; budget {minutes} min")
+    started, last_check, running = time.perf_counter() - elapsed, elapsed, 0.0
+
+    def save(final: bool) -> None:
+        metadata = {**model.config(), "step": step, "minutes": round(elapsed / 60, 2), "seed": seed,
+                    "command": command_line(), "val_psnr_sigma25": scores}
+        if final or scores["temporal"] >= best:
+            save_weights(out, model.state_dict(), metadata)
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                    "elapsed": elapsed, "best": max(best, scores["temporal"]),
+                    "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}, checkpoint)
+
+    while elapsed < budget:
+        for group in optimizer.param_groups:
+            group["lr"] = lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * elapsed / budget)))
+        inputs, target = training_batch(train_images, batch, patch, frames, rng)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = F.mse_loss(model(inputs.contiguous(memory_format=torch.channels_last)).float(), target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
+        elapsed = time.perf_counter() - started
+        if elapsed - last_check >= validate_every or elapsed >= budget:
+            last_check = elapsed
+            model.eval()
+            scores = {name: round(mean_psnr(model, *data), 2) for name, data in validation.items()}
+            model.train()
+            click.echo(f"step {step}  {elapsed / 60:.1f} min  loss {running:.5f}  "
+                       f"val PSNR σ25 temporal {scores['temporal']:.2f} dB  per-frame {scores['per-frame']:.2f} dB",
+                       err=False)
+            save(final=elapsed >= budget)
+            best = max(best, scores["temporal"])
+    click.echo(f"wrote {out}")

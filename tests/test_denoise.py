@@ -1,0 +1,137 @@
+"""The denoise plugin: model shapes, tiling, temporal neighbours, options, trainer, shipped-weight quality."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from clips import moving_pattern, write_clip
+
+import vidgen
+from vidgen.metrics import psnr
+from vidgen.processor import FrameGroup
+from vidgen.synth import camera_path, evaluation_photos
+from vidgen.training import save_weights
+from vidgen_denoise.model import TemporalREDNet
+from vidgen_denoise.processor import SHIPPED_WEIGHTS, Denoise, load_model
+
+
+@pytest.fixture
+def tiny_weights(tmp_path: Path) -> Path:
+    """A randomly initialised 5-frame network (8 channels), saved like the shipped weights."""
+    torch.manual_seed(0)
+    model = TemporalREDNet(frames=5, width=8, body_layers=1)
+    path = tmp_path / "tiny.safetensors"
+    save_weights(path, model.state_dict(), model.config())
+    return path
+
+
+def noisy_clip(frames: int, width: int, height: int, sigma: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(clean, noisy) `(T, H, W, 3)` uint8 camera-motion clips of the astronaut photo, fresh noise per frame."""
+    clean = camera_path(evaluation_photos()["astronaut"], width, height, frames, seed=seed)
+    noise = np.random.default_rng(seed).normal(0, sigma, clean.shape)
+    return clean, np.clip(clean + noise, 0, 255).round().astype(np.uint8)
+
+
+def test_model_restores_shape_and_handles_odd_sizes() -> None:
+    model = TemporalREDNet(frames=3, width=8, body_layers=2)
+    out = model(torch.rand(2, 10, 37, 50))
+    assert out.shape == (2, 3, 37, 50)
+
+
+def test_load_model_reads_shape_from_tensors(tiny_weights: Path) -> None:
+    model = load_model(tiny_weights)
+    assert model.config() == {"frames": 5, "width": 8, "body_layers": 1}
+
+
+def test_tiled_output_equals_whole_frame(tiny_weights: Path) -> None:
+    frames = torch.rand(4, 3, 72, 100)
+    whole = vidgen.processor("denoise", device="cpu", precision="fp32", weights=tiny_weights, tile=0)(frames)
+    tiled = vidgen.processor("denoise", device="cpu", precision="fp32", weights=tiny_weights, tile=24)(frames)
+    assert torch.allclose(whole, tiled, atol=1e-5)
+
+
+def test_temporal_inputs_repeat_nearest_frame_at_the_ends(tiny_weights: Path) -> None:
+    denoise = Denoise(weights=tiny_weights)
+    denoise.model = load_model(tiny_weights)
+    frames = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1).expand(4, 3, 2, 2)
+    group = FrameGroup(frames, [0, 1, 2, 3], [0, 1, 2, 3], core=slice(0, 2))  # start of a video: no frames before
+    inputs = denoise.network_inputs(group)
+    assert inputs.shape == (2, 16, 2, 2)
+    assert inputs[0, :15:3, 0, 0].tolist() == [0, 0, 0, 1, 2]
+    assert inputs[1, :15:3, 0, 0].tolist() == [0, 0, 1, 2, 3]
+
+
+def test_per_frame_mode_ignores_neighbours(tiny_weights: Path) -> None:
+    clip = torch.rand(6, 3, 32, 40)
+    changed = clip.clone()
+    changed[0] = torch.rand(3, 32, 40)
+    single = vidgen.processor("denoise", device="cpu", precision="fp32", weights=tiny_weights, frames=1)
+    assert torch.equal(single(clip)[1:], single(changed)[1:])
+    temporal = vidgen.processor("denoise", device="cpu", precision="fp32", weights=tiny_weights, frames=5)
+    assert not torch.equal(temporal(clip)[1], temporal(changed)[1])
+
+
+def test_sigma_option_reaches_the_network(tiny_weights: Path) -> None:
+    clip = torch.rand(3, 3, 32, 32)
+    blind = vidgen.processor("denoise", device="cpu", weights=tiny_weights)(clip)
+    known = vidgen.processor("denoise", device="cpu", weights=tiny_weights, sigma=50)(clip)
+    assert not torch.equal(blind, known)
+
+
+@pytest.mark.parametrize("options", [{"frames": 4}, {"sigma": -1}, {"tile": -8}, {"colour": 1}])
+def test_bad_options_are_rejected(options: dict) -> None:
+    with pytest.raises(vidgen.VidgenError):
+        vidgen.processor("denoise", device="cpu", **options)
+
+
+def test_unusable_weights_are_rejected(tiny_weights: Path, tmp_path: Path) -> None:
+    with pytest.raises(vidgen.VidgenError, match="frames=1 or frames=5"):
+        vidgen.processor("denoise", device="cpu", weights=tiny_weights, frames=3)(torch.rand(2, 3, 16, 16))
+    with pytest.raises(vidgen.VidgenError, match="not found"):
+        vidgen.processor("denoise", device="cpu", weights=tmp_path / "missing.safetensors")(torch.rand(2, 3, 16, 16))
+    other = tmp_path / "other.safetensors"
+    save_weights(other, {"conv.weight": torch.zeros(3, 3, 3, 3)}, {})
+    with pytest.raises(vidgen.VidgenError, match="not a denoise"):
+        vidgen.processor("denoise", device="cpu", weights=other)(torch.rand(2, 3, 16, 16))
+
+
+def test_cli_run_keeps_every_frame(cli, tmp_path: Path, tiny_weights: Path) -> None:
+    src = write_clip(tmp_path / "noisy.mp4", moving_pattern(9, 64, 48))
+    dst = tmp_path / "clean.mp4"
+    code, _, err = cli("run", src, "--plugin", "denoise", "-p", f"denoise.weights={tiny_weights}", "-o", dst)
+    assert code == 0, err
+    info = vidgen.probe(dst)
+    assert (info.width, info.height) == (64, 48)
+    assert sum(1 for _ in vidgen.iter_groups(dst, group_size=1)) == 9
+
+
+def test_trainer_writes_loadable_weights_and_resumes(cli, tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    import cv2
+
+    for name, photo in evaluation_photos().items():
+        cv2.imwrite(str(images / f"{name}.png"), cv2.resize(photo, (160, 128))[..., ::-1])
+    out = tmp_path / "model.safetensors"
+    args = ["train", "denoise", "--images", images, "--out", out, "--minutes", "0.01", "--width", "8",
+            "--body-layers", "1", "--batch", "2", "--patch", "32", "--seed", "1", "--validate-every", "0"]
+    code, stdout, err = cli(*args)
+    assert code == 0, err
+    assert "val PSNR" in stdout and out.is_file()
+    code, stdout, err = cli(*args, "--minutes", "0.02", "--resume")
+    assert code == 0, err
+    assert "resumed at step" in stdout
+    assert load_model(out).config() == {"frames": 5, "width": 8, "body_layers": 1}
+
+
+@pytest.mark.skipif(not SHIPPED_WEIGHTS.is_file(), reason="shipped weights not built")
+def test_shipped_weights_denoise_and_use_neighbours() -> None:
+    clean, noisy = noisy_clip(7, 128, 96, sigma=25)
+    per_frame = vidgen.processor("denoise", device="cpu", frames=1)(noisy)
+    temporal = vidgen.processor("denoise", device="cpu")(noisy)
+    noisy_db, per_frame_db, temporal_db = (psnr(x, clean) for x in (noisy, per_frame, temporal))
+    assert per_frame_db > noisy_db + 6.0
+    assert temporal_db > per_frame_db + 0.5
