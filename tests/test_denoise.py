@@ -15,7 +15,7 @@ from vidgen.processor import FrameGroup
 from vidgen.synth import camera_path, evaluation_photos
 from vidgen.training import save_weights
 from vidgen_denoise.model import TemporalREDNet
-from vidgen_denoise.processor import SHIPPED_WEIGHTS, Denoise, load_model
+from vidgen_denoise.processor import ALIGN, SHIPPED_WEIGHTS, Denoise, load_model, tile_spans
 
 
 @pytest.fixture
@@ -44,6 +44,14 @@ def test_model_restores_shape_and_handles_odd_sizes() -> None:
 def test_load_model_reads_shape_from_tensors(tiny_weights: Path) -> None:
     model = load_model(tiny_weights)
     assert model.config() == {"frames": 5, "width": 8, "body_layers": 1}
+
+
+@pytest.mark.parametrize("length, tile", [(360, 1024), (360, 180), (1080, 512), (101, 30)])
+def test_tile_spans_cover_the_frame_once_on_aligned_starts(length: int, tile: int) -> None:
+    spans = tile_spans(length, tile)
+    assert spans[0][0] == 0 and spans[-1][1] == length
+    assert all(stop == next_start for (_, stop), (next_start, _) in zip(spans, spans[1:]))
+    assert all(start % ALIGN == 0 and stop - start <= tile + ALIGN for start, stop in spans)
 
 
 def test_tiled_output_equals_whole_frame(tiny_weights: Path) -> None:

@@ -21,3 +21,10 @@ def vidgen_register_trainers(register: Callable[[str, click.Command], None]) -> 
     from vidgen_denoise.train import train_command
 
     register("denoise", train_command)
+
+
+@vidgen.hookimpl
+def vidgen_register_benchmarks(register: Callable[[str, click.Command], None]) -> None:
+    from vidgen_denoise.bench import bench_command
+
+    register("denoise", bench_command)

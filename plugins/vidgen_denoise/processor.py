@@ -28,13 +28,12 @@ def load_model(path: str | Path) -> TemporalREDNet:
     return model
 
 
-def tile_starts(length: int, tile: int) -> list[int]:
-    """Start offsets (multiples of `ALIGN`) of tiles of `tile` pixels covering `length` pixels."""
-    if length <= tile:
-        return [0]
-    starts = list(range(0, length - tile, tile))
-    starts.append((length - tile) // ALIGN * ALIGN)
-    return sorted(set(starts))
+def tile_spans(length: int, tile: int) -> list[tuple[int, int]]:
+    """Split `length` pixels into the fewest equal spans of at most about `tile` pixels, starting on
+    multiples of `ALIGN`: `[(start, stop), ...]`."""
+    count = -(-length // tile)
+    step = -(-length // (count * ALIGN)) * ALIGN
+    return [(start, min(start + step, length)) for start in range(0, length, step)]
 
 
 class Denoise(Processor):
@@ -43,7 +42,7 @@ class Denoise(Processor):
     options = (
         Option("frames", int, 5, "frames the network sees: 5 = temporal (neighbours), 1 = each frame alone"),
         Option("sigma", float, 0.0, "noise standard deviation on the 0-255 scale if known; 0 = blind"),
-        Option("tile", int, 256, "process large frames in tiles of this many pixels (0 = whole frames)"),
+        Option("tile", int, 1024, "split frames larger than this many pixels into equal tiles (0 = never)"),
         Option("weights", Path, None, "weights file (default: the shipped model)"),
     )
 
@@ -83,18 +82,19 @@ class Denoise(Processor):
         return torch.cat([stacked, level], 1)
 
     def denoise(self, inputs: torch.Tensor) -> torch.Tensor:
-        """`(N, 3K + 1, H, W)` → `(N, 3, H, W)`, tile by tile with `TILE_MARGIN` overlap discarded."""
+        """`(N, 3K + 1, H, W)` → `(N, 3, H, W)`, tile by tile; each tile is computed with `TILE_MARGIN` pixels
+        of surrounding context that are then discarded, so tiles join without seams."""
         height, width = inputs.shape[-2:]
-        tile = max(self.settings.tile // ALIGN * ALIGN, ALIGN) if self.settings.tile else max(height, width)
+        tile = self.settings.tile or max(height, width)
         out = torch.empty_like(inputs[:, :3])
-        for y in tile_starts(height, tile):
-            for x in tile_starts(width, tile):
+        for y, y_end in tile_spans(height, tile):
+            for x, x_end in tile_spans(width, tile):
                 y0, x0 = max(y - TILE_MARGIN, 0), max(x - TILE_MARGIN, 0)
-                y1, x1 = min(y + tile + TILE_MARGIN, height), min(x + tile + TILE_MARGIN, width)
+                y1, x1 = min(y_end + TILE_MARGIN, height), min(x_end + TILE_MARGIN, width)
                 patch = inputs[:, :, y0:y1, x0:x1].contiguous(memory_format=torch.channels_last)
                 with self.ctx.autocast():
                     restored = self.model(patch).float()
-                out[:, :, y:y + tile, x:x + tile] = restored[:, :, y - y0:y - y0 + tile, x - x0:x - x0 + tile]
+                out[:, :, y:y_end, x:x_end] = restored[:, :, y - y0:y_end - y0, x - x0:x_end - x0]
         return out.clamp_(0, 1)
 
     def process(self, group: FrameGroup) -> FrameGroup:
