@@ -1,0 +1,144 @@
+"""Label maps for seg2vid: the class palette, colour decoding of label videos, and the fixed
+unsupervised segmentation that turns a photograph into material-like colour classes.
+
+The segmentation is k-means in CIELAB on a blurred photo with cluster centres fitted once
+(`fit_segmentation.py`) and stored in `segmentation.json`; a mode filter smooths the result. The same
+function labels the training photos and, in `vidgen bench seg2vid`, the generated frames.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vidgen.errors import VidgenError
+
+HERE = Path(__file__).parent
+SEGMENTATION_FILE = HERE / "segmentation.json"
+
+# Display colours of class 0, 1, 2, ... in label videos (well apart in RGB, so that H.264 chroma
+# subsampling does not push a pixel closer to another class). Models support up to len(PALETTE) classes.
+PALETTE: tuple[tuple[int, int, int], ...] = (
+    (60, 60, 60), (0, 0, 142), (220, 20, 60), (107, 142, 35),
+    (220, 220, 0), (70, 130, 180), (152, 251, 152), (255, 255, 255),
+    (128, 64, 128), (250, 170, 30), (244, 35, 232), (0, 110, 110),
+    (190, 153, 153), (119, 11, 32), (140, 140, 230), (0, 200, 0),
+)
+
+# A label-video pixel farther than this (RGB, 0-255 units) from every palette colour is "unknown".
+UNKNOWN_DISTANCE = 40.0
+# Fraction of unknown pixels in a frame above which it is rejected as not a label frame (H.264 edges: ~6 %).
+MAX_UNKNOWN_FRACTION = 0.3
+BLUR_SIGMA = 2.0
+MODE_WINDOW = 7
+
+
+@lru_cache(maxsize=1)
+def segmentation_model() -> dict:
+    """The fixed segmentation: `centres` (K, 3) Lab, `lightness_weight`, `names`, provenance."""
+    return json.loads(SEGMENTATION_FILE.read_text())
+
+
+def class_names() -> list[str]:
+    return list(segmentation_model()["names"])
+
+
+def mode_filter(labels: np.ndarray, classes: int, window: int = MODE_WINDOW) -> np.ndarray:
+    """Most frequent class in a `window`² neighbourhood of each pixel of `(H, W)` `labels`."""
+    import cv2
+
+    votes = np.stack([cv2.boxFilter((labels == k).astype(np.float32), -1, (window, window))
+                      for k in range(classes)])
+    return votes.argmax(0).astype(np.uint8)
+
+
+def segment(rgb: np.ndarray) -> np.ndarray:
+    """`(H, W, 3)` uint8 RGB photo → `(H, W)` uint8 class indices (nearest fixed Lab centre, smoothed)."""
+    import cv2
+
+    model = segmentation_model()
+    centres = np.asarray(model["centres"], np.float32)
+    blurred = cv2.GaussianBlur(rgb.astype(np.float32) / 255.0, (0, 0), BLUR_SIGMA)
+    lab = cv2.cvtColor(blurred, cv2.COLOR_RGB2Lab).reshape(-1, 3)
+    weight = np.array([model["lightness_weight"], 1.0, 1.0], np.float32)
+    distance = (((lab[:, None, :] - centres[None]) * weight) ** 2).sum(-1)
+    labels = distance.argmin(1).reshape(rgb.shape[:2]).astype(np.uint8)
+    return mode_filter(labels, len(centres))
+
+
+def colourise(labels: np.ndarray) -> np.ndarray:
+    """`(..., H, W)` class indices → `(..., H, W, 3)` uint8 palette colours."""
+    if labels.size and int(labels.max()) >= len(PALETTE):
+        raise VidgenError(f"class {int(labels.max())} has no palette colour (at most {len(PALETTE)} classes)")
+    return np.asarray(PALETTE, np.uint8)[labels]
+
+
+def decode_colours(frames: torch.Tensor, classes: int) -> torch.Tensor:
+    """Palette-coloured frames `(T, 3, H, W)` in [0, 1] → class indices `(T, H, W)` int64.
+
+    Each pixel takes the nearest of the first `classes` palette colours, then a 3×3 mode filter removes
+    the stray classes that compression leaves along edges. Raises `VidgenError` when a frame has more
+    than 30 % of pixels far from every palette colour (not a label video).
+    """
+    palette = torch.tensor(PALETTE[:classes], dtype=torch.float32, device=frames.device) / 255.0
+    distance = ((frames.float()[:, None] - palette[None, :, :, None, None]) ** 2).sum(2)  # (T, K, H, W)
+    nearest, labels = distance.min(1)
+    unknown = (nearest > (UNKNOWN_DISTANCE / 255.0) ** 2).float().mean((1, 2))
+    if bool((unknown > MAX_UNKNOWN_FRACTION).any()):
+        worst = float(unknown.max())
+        raise VidgenError(
+            f"seg2vid: {worst:.0%} of the pixels of a frame are not palette colours; the input must be a "
+            f"label video coloured with the seg2vid palette (see `vidgen plugins`)")
+    votes = F.avg_pool2d(F.one_hot(labels, classes).permute(0, 3, 1, 2).float(), 3, 1, 1,
+                         count_include_pad=False)
+    return votes.argmax(1)
+
+
+def read_label_folder(folder: str | Path, classes: int | None = None) -> np.ndarray:
+    """A folder of class-index PNGs (sorted by name) → `(T, H, W, 3)` uint8 palette frames.
+
+    The result can be passed to `vidgen.processor("seg2vid")(frames)` or written as a label video.
+    """
+    import cv2
+
+    paths = sorted(Path(folder).glob("*.png"))
+    if not paths:
+        raise VidgenError(f"{folder}: no class-index PNGs found")
+    limit = classes or len(PALETTE)
+    frames = []
+    for path in paths:
+        labels = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if labels is None:
+            raise VidgenError(f"{path}: not a readable PNG")
+        if int(labels.max()) >= limit:
+            raise VidgenError(f"{path}: class {int(labels.max())} is out of range (classes 0-{limit - 1})")
+        frames.append(colourise(labels))
+    if len({f.shape for f in frames}) != 1:
+        raise VidgenError(f"{folder}: label PNGs differ in size")
+    return np.stack(frames)
+
+
+def label_path(labels: np.ndarray, width: int, height: int, frames: int, pan: float = 0.12, zoom: float = 0.15,
+               seed: int | None = None) -> np.ndarray:
+    """`(frames, height, width)` uint8 views of a class map `(H, W)` along the same pan and zoom as
+    `vidgen.synth.camera_path` with the same arguments, resampled nearest-neighbour (no mixed classes)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    angle = rng.uniform(0, 2 * np.pi) if seed is not None else 0.0
+    ph, pw = labels.shape[:2]
+    out = np.empty((frames, height, width), np.uint8)
+    for t in range(frames):
+        s = t / max(frames - 1, 1)
+        scale = max(width / pw, height / ph) * 1.25 * (1.0 + zoom * s)
+        cx = pw / 2 + (s - 0.5) * pan * pw * np.cos(angle)
+        cy = ph / 2 + (s - 0.5) * pan * ph * np.sin(angle) + np.sin(s * np.pi) * 0.04 * ph
+        matrix = np.array([[scale, 0, width / 2 - scale * cx], [0, scale, height / 2 - scale * cy]])
+        out[t] = cv2.warpAffine(labels, matrix, (width, height), flags=cv2.INTER_NEAREST,
+                                borderMode=cv2.BORDER_REFLECT)
+    return out
