@@ -15,7 +15,7 @@ from vidgen.training import load_images
 from vidgen_seg2vid.labels import BLUR_SIGMA, SEGMENTATION_FILE
 
 LIGHTNESS_WEIGHT = 0.6
-HUES = ((20, "red"), (60, "orange"), (100, "yellow"), (160, "green"), (250, "blue"), (320, "purple"), (360, "red"))
+HUES = ((20, "red"), (70, "orange"), (105, "yellow"), (200, "green"), (300, "blue"), (340, "purple"), (360, "red"))
 
 
 def colour_name(lab: np.ndarray) -> str:

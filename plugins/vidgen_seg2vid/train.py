@@ -153,7 +153,7 @@ def describe(val_psnr: float, val_accuracy: float | None) -> str:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--crop", type=int, default=80, show_default=True, help="Training crop size (multiple of 8).")
 @click.option("--batch", type=int, default=6, show_default=True)
-@click.option("--lr", type=float, default=2e-4, show_default=True)
+@click.option("--lr", type=float, default=5e-4, show_default=True, help="Adam learning rate (generator, encoder and critic).")
 @click.option("--temporal-weight", type=float, default=1.0, show_default=True, help="Weight of the warping loss between consecutive outputs.")
 @click.option("--adversarial-weight", type=float, default=0.05, show_default=True)
 @click.option("--kl-weight", type=float, default=0.01, show_default=True)
@@ -253,7 +253,8 @@ def train_command(images_dir: str | None, pairs_dir: str | None, out_path: str, 
     seconds = trained_seconds + time.monotonic() - started
     save_weights(out_path_, generator.state_dict(), {
         "classes": classes, "class_names": names, "style_dim": generator.style_dim, "widths": list(generator.widths),
-        "command": command_line(), "seed": seed, "steps": step, "train_minutes": round(seconds / 60, 1),
+        "command": command_line(), "seed": seed, "steps": step, "crop": crop, "batch": batch, "lr": lr,
+        "loss_weights": {"l1": 1.0, "temporal": temporal_weight, "adversarial": adversarial_weight, "kl": kl_weight}, "train_minutes": round(seconds / 60, 1),
         "data": str(images_dir or pairs_dir), "train_pairs": len(kept), "validation_pairs": len(held),
         "val_psnr_style0": round(val_psnr, 2), "val_label_accuracy": val_accuracy and round(val_accuracy, 4),
     })
