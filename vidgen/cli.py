@@ -95,9 +95,17 @@ def cli() -> None:
 @click.option("--encoder-opt", "encoder_opts", multiple=True, metavar="KEY=VALUE", help="Extra encoder option; repeatable.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
+@click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "ray"]),
+              help="ray: spread videos and segments of long videos over a Ray cluster (pip install 'vidgen[ray]').")
+@click.option("--ray-address", envvar="RAY_ADDRESS", show_envvar=True,
+              help="Ray cluster to join (default: a local Ray started for this run).")
+@click.option("--segment-frames", type=click.IntRange(0), default=1500, show_default=True,
+              help="With --engine ray: cut videos longer than this at keyframes into segments (0: never).")
+@click.option("--workers", type=click.IntRange(1), help="With --engine ray: number of actors (default: one per GPU, else one per CPU).")
 def run(inputs: tuple[str, ...], output: str, plugin_names: tuple[str, ...], params: tuple[str, ...],
         mask: str | None, device: str, precision: str, group_size: int | None, codec: str, crf: int,
-        preset: str, pix_fmt: str | None, encoder_opts: tuple[str, ...], overwrite: bool, quiet: bool) -> None:
+        preset: str, pix_fmt: str | None, encoder_opts: tuple[str, ...], overwrite: bool, quiet: bool,
+        engine: str, ray_address: str | None, segment_frames: int, workers: int | None) -> None:
     """Process INPUTS (files, folders or globs) into OUTPUT."""
     from vidgen.engine import run as run_pipeline
 
@@ -128,19 +136,38 @@ def run(inputs: tuple[str, ...], output: str, plugin_names: tuple[str, ...], par
 
     rows: list[tuple[str, str, str, str]] = []
     failures = 0
-    for src, dst in zip(sources, targets):
-        try:
-            result = run_pipeline(src, dst, build(), encode=settings, device=device, precision=precision,
-                                  overwrite=overwrite, progress=progress, log=log)
-            fps = result.frames / result.seconds if result.seconds else 0.0
-            rows.append((str(src), str(result.frames), f"{fps:.1f}", "ok"))
+    if engine == "ray":
+        from vidgen.distributed import ChainSpec, run_batch
+
+        outcomes = run_batch(list(zip(sources, targets)), ChainSpec(tuple(zip(chain, options)), group_size),
+                             encode=settings, device=device, precision=precision, overwrite=overwrite,
+                             address=ray_address, segment_frames=segment_frames, workers=workers,
+                             worker_logs=not quiet, log=log)
+        for outcome in outcomes:
+            if outcome.error is not None:
+                if not batch:
+                    raise VidgenError(outcome.error)
+                failures += 1
+                rows.append((str(outcome.source), "-", "-", f"failed: {outcome.error}"))
+                continue
+            fps = outcome.frames / outcome.seconds if outcome.seconds else 0.0
+            rows.append((str(outcome.source), str(outcome.frames), f"{fps:.1f}", "ok"))
             if not batch and not quiet:
-                click.echo(f"{dst}: {result.frames} frames in {result.seconds:.1f} s ({fps:.1f} fps)", err=True)
-        except VidgenError as exc:
-            if not batch:
-                raise
-            failures += 1
-            rows.append((str(src), "-", "-", f"failed: {exc}"))
+                click.echo(f"{outcome.output}: {outcome.frames} frames in {outcome.seconds:.1f} s ({fps:.1f} fps)", err=True)
+    else:
+        for src, dst in zip(sources, targets):
+            try:
+                result = run_pipeline(src, dst, build(), encode=settings, device=device, precision=precision,
+                                      overwrite=overwrite, progress=progress, log=log)
+                fps = result.frames / result.seconds if result.seconds else 0.0
+                rows.append((str(src), str(result.frames), f"{fps:.1f}", "ok"))
+                if not batch and not quiet:
+                    click.echo(f"{dst}: {result.frames} frames in {result.seconds:.1f} s ({fps:.1f} fps)", err=True)
+            except VidgenError as exc:
+                if not batch:
+                    raise
+                failures += 1
+                rows.append((str(src), "-", "-", f"failed: {exc}"))
     if batch:
         if not quiet:
             width = max(len(r[0]) for r in rows)

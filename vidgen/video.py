@@ -198,6 +198,13 @@ class VideoReader:
             raise VidgenError(f"{self.path}: no video frame could be decoded")
         self.decoded_frames = index
 
+    def seek(self, pts: int) -> None:
+        """Make `frames()` start at the keyframe at or before `pts` (in the stream's time base)."""
+        try:
+            self.container.seek(pts, stream=self.stream, backward=True, any_frame=False)
+        except av.FFmpegError as exc:
+            raise VidgenError(f"{self.path}: cannot seek to pts {pts} ({_describe_av_error(exc)})") from None
+
     def close(self) -> None:
         self.container.close()
 
@@ -233,7 +240,8 @@ class VideoWriter:
     """Encodes RGB frames into `path`, copying the audio and subtitle streams of `source` bit-exact.
 
     The encoder opens on the first frame, so processors may change the frame size. Copied packets are
-    interleaved by time as video frames arrive, so memory stays flat.
+    interleaved by time as video frames arrive, so memory stays flat. With `copy_streams=False` only the
+    video is written (segments of a distributed run); `copy_video` + `mux_video` join encoded segments.
     """
 
     def __init__(
@@ -242,6 +250,7 @@ class VideoWriter:
         source: VideoReader,
         settings: EncodeSettings,
         warn: Callable[[str], None],
+        copy_streams: bool = True,
     ) -> None:
         self.path = Path(path)
         self.source = source
@@ -249,8 +258,9 @@ class VideoWriter:
         self.warn = warn
         self.container = av.open(str(self.path), "w")
         self.video: av.video.stream.VideoStream | None = None
+        self.encoding = True
         self.copies: dict[int, av.stream.Stream] = {}
-        self.copy_source = av.open(str(source.path), metadata_errors="ignore")
+        self.copy_source = av.open(str(source.path), metadata_errors="ignore") if copy_streams else None
         self.copy_packets: Iterator[av.Packet] | None = None
         self.pending: av.Packet | None = None
         self.pad = (0, 0)
@@ -288,6 +298,12 @@ class VideoWriter:
             stream.set_display_rotation(src.rotation)
         self.video = stream
         self.pix_fmt = pix_fmt
+        self._open_copies()
+
+    def _open_copies(self) -> None:
+        """Add an output stream for each audio/subtitle stream of the source (none without `copy_streams`)."""
+        if self.copy_source is None:
+            return
         for in_stream in self.copy_source.streams:
             if in_stream.type not in COPYABLE_STREAM_TYPES:
                 continue
@@ -322,6 +338,22 @@ class VideoWriter:
         self._mux_copies_until(pts * self.source.time_base)
         self.container.mux(self.video.encode(frame))
 
+    def copy_video(self, template: av.video.stream.VideoStream) -> None:
+        """Take the video stream as already encoded (like `template`) instead of encoding frames."""
+        self.video = self.container.add_stream_from_template(template)
+        self.encoding = False
+        if self.source.rotation:
+            self.video.set_display_rotation(self.source.rotation)
+        self._open_copies()
+
+    def mux_video(self, packet: av.Packet) -> None:
+        """Mux one encoded video packet (after `copy_video`), interleaving the copied streams by time."""
+        time = packet.dts if packet.dts is not None else packet.pts
+        if time is not None:
+            self._mux_copies_until(time * packet.time_base)
+        packet.stream = self.video
+        self.container.mux(packet)
+
     def _mux_copies_until(self, seconds: Fraction | None) -> None:
         """Mux copied packets whose time is before `seconds` (all of them when None)."""
         if self.copy_packets is None:
@@ -346,15 +378,19 @@ class VideoWriter:
         """Flush the encoder and the copied streams, and close the file."""
         try:
             if self.video is not None:
-                self.container.mux(self.video.encode(None))
+                if self.encoding:
+                    self.container.mux(self.video.encode(None))
                 self._mux_copies_until(None)
         finally:
             self.container.close()
-            self.copy_source.close()
+            if self.copy_source is not None:
+                self.copy_source.close()
 
     def abort(self) -> None:
         """Close without flushing (the caller removes the file)."""
         for container in (self.container, self.copy_source):
+            if container is None:
+                continue
             try:
                 container.close()
             except Exception:  # closing a half-written file may itself fail; it is deleted next

@@ -1,0 +1,122 @@
+"""--engine ray: segments cut at keyframes and joined without re-encoding equal a single-process run."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+import pytest
+from clips import moving_pattern
+from distributed_processors import NeedsWidth64, NeighbourMean, TrailingMax
+
+import vidgen
+from vidgen.distributed import ChainSpec, Reach, frame_layout, plan_segments, run_batch
+
+ray = pytest.importorskip("ray")
+
+TESTS = Path(__file__).parent
+GOP = 8
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    """One local Ray for the module; workers import the test processors from tests/."""
+    path = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": path}})
+    yield
+    ray.shutdown()
+
+
+def write_keyframed_clip(path: Path, frames: np.ndarray, fps: int = 25, rotation: int = 0) -> Path:
+    """H.264 (B-frames, a keyframe every GOP frames) with an AAC tone."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        video.options = {"g": str(GOP), "keyint_min": str(GOP), "sc_threshold": "0"}
+        if rotation:
+            video.set_display_rotation(rotation)
+        sound = container.add_stream("aac", rate=48000)
+        sound.layout = "mono"
+        done = 0
+        for index, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = index
+            container.mux(video.encode(frame))
+            while done < (index + 1) * 48000 // fps:
+                tone = 0.2 * np.sin(2 * np.pi * 440 * (done + np.arange(1024)) / 48000)
+                chunk = av.AudioFrame.from_ndarray(tone[None].astype(np.float32), format="fltp", layout="mono")
+                chunk.sample_rate, chunk.pts, chunk.time_base = 48000, done, Fraction(1, 48000)
+                container.mux(sound.encode(chunk))
+                done += 1024
+        container.mux(video.encode(None))
+        container.mux(sound.encode(None))
+    return path
+
+
+def decode(path: Path) -> tuple[np.ndarray, list[int]]:
+    with av.open(str(path)) as container:
+        frames = list(container.decode(video=0))
+    return np.stack([f.to_ndarray(format="rgb24") for f in frames]), [f.pts for f in frames]
+
+
+def audio_digest(path: Path) -> str:
+    with av.open(str(path)) as container:
+        return hashlib.md5(b"".join(bytes(p) for p in container.demux(audio=0) if p.size)).hexdigest()
+
+
+def test_segments_are_cut_at_keyframes_with_aligned_warmup() -> None:
+    reach = Reach.of([NeighbourMean(), TrailingMax()])
+    assert reach == Reach(before=2 + 3 + 0 + 4 + 3, after=1 + 4 + 0 + 5, align=20)
+    segments = plan_segments(list(range(100)), [0, 30, 45, 60, 90], 25, reach)
+    assert [(s.start, s.stop) for s in segments] == [(0, 30), (30, 60), (60, 90), (90, 100)]
+    second = segments[1]
+    assert second.warmup_start == 0 and second.first_index == 0  # 30 - 12 = 18, rounded down to the grid of 20
+    third = segments[2]
+    assert (third.warmup_start, third.first_index, third.decode_stop) == (40, 30, 100)
+    assert third.pts == tuple(range(30, 100))
+    assert [(s.start, s.stop) for s in plan_segments(list(range(100)), [0, 30], 0, reach)] == [(0, 100)]
+
+
+def test_segmented_run_is_frame_exact_and_audio_exact(local_ray: None, tmp_path: Path) -> None:
+    src = write_keyframed_clip(tmp_path / "long.mp4", moving_pattern(40, 64, 48))
+    narrow = write_keyframed_clip(tmp_path / "narrow.mp4", moving_pattern(6, 48, 32))
+    assert frame_layout(src)[1] == [0, 8, 16, 24, 32]
+    lossless = vidgen.EncodeSettings(crf=0)
+    chain = ((NeighbourMean, {}), (TrailingMax, {}), (NeedsWidth64, {}))
+    vidgen.run(src, tmp_path / "local.mp4", [NeighbourMean(), TrailingMax(), NeedsWidth64()], encode=lossless)
+    done, failed = run_batch([(src, tmp_path / "ray.mp4"), (narrow, tmp_path / "narrow-out.mp4")], ChainSpec(chain),
+                             encode=lossless, segment_frames=10, worker_logs=False)
+    assert done.error is None and done.frames == 40  # segments 0-15, 16-31, 32-39
+    assert failed.error == "needs-width-64: video is 48 pixels wide"  # raised in a worker, reported, not retried
+    local_frames, local_pts = decode(tmp_path / "local.mp4")
+    ray_frames, ray_pts = decode(tmp_path / "ray.mp4")
+    assert ray_pts == local_pts == decode(src)[1]
+    assert np.array_equal(ray_frames, local_frames)
+    assert audio_digest(tmp_path / "ray.mp4") == audio_digest(tmp_path / "local.mp4") == audio_digest(src)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["local.mp4", "long.mp4", "narrow.mp4", "ray.mp4"]
+
+
+def test_cli_batch_on_ray_matches_local_and_reports_a_bad_file(local_ray: None, cli, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_keyframed_clip(folder / "rotated.mp4", moving_pattern(30, 64, 48, seed=1), rotation=90)
+    write_keyframed_clip(folder / "short.mp4", moving_pattern(6, 48, 32, seed=2))
+    (folder / "broken.mp4").write_text("not a video")
+    code, _, err = cli("run", folder, "-o", tmp_path / "local", "-q")
+    assert code == 1
+    code, out, err = cli("run", folder, "-o", tmp_path / "ray", "--engine", "ray", "--segment-frames", "8")
+    assert code == 1 and "1 of 3 file(s) failed" in err
+    assert "broken.mp4" in out and out.count(" ok") == 2
+    assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == ["rotated.mp4", "short.mp4"]
+    for name in ("rotated.mp4", "short.mp4"):
+        local, joined = tmp_path / "local" / name, tmp_path / "ray" / name
+        assert decode(joined)[1] == decode(local)[1]  # same frame count and pts, B-frames and all
+        assert audio_digest(joined) == audio_digest(local)
+        assert vidgen.probe(joined).rotation == vidgen.probe(local).rotation
+    assert vidgen.probe(tmp_path / "ray" / "rotated.mp4").rotation == 90
