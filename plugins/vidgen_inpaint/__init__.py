@@ -1,1 +1,26 @@
-"""vidgen inpaint processor."""
+"""vidgen inpaint processor: GAN video inpainting with z-search, reused noise priors and group consistency."""
+
+from __future__ import annotations
+
+import vidgen
+
+
+@vidgen.hookimpl
+def vidgen_register_processors(register):
+    from vidgen_inpaint.processor import Inpaint
+
+    register(Inpaint)
+
+
+@vidgen.hookimpl
+def vidgen_register_trainers(register):
+    from vidgen_inpaint.train import train_command
+
+    register("inpaint", train_command)
+
+
+@vidgen.hookimpl
+def vidgen_register_benchmarks(register):
+    from vidgen_inpaint.bench import bench_command
+
+    register("inpaint", bench_command)

@@ -1,0 +1,167 @@
+"""Latent search (Yeh et al. 2017, Lahiri et al. 2019): find z so that G(z) fits the known pixels of a tile.
+
+All tensors are batched over tiles: `target` `(N, 3, 64, 64)` in [0, 1], `known` `(N, 1, 64, 64)` with 1 where
+the pixel is known and 0 in the hole, latents `z` `(N, z_dim)` in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from vidgen_inpaint.model import Discriminator, Generator
+
+
+@dataclass
+class SearchSettings:
+    """Weights and stopping rule of the z-search."""
+
+    max_steps: int = 1000
+    lr: float = 0.03
+    structure_weight: float = 1.0  # Lahiri's structure loss on image gradients
+    perceptual_weight: float = 0.01  # −log D(G(z)), Yeh's prior loss
+    consistency_weight: float = 0.05  # |z_i − z_j| within a temporal window of one track
+    early_stop: bool = True  # stop when the loss stops improving (else run max_steps)
+    patience: int = 8
+    tolerance: float = 2e-3  # relative improvement that counts as progress
+    min_steps: int = 5
+
+
+def importance_weights(known: torch.Tensor, window: int = 15, floor: float = 0.05) -> torch.Tensor:
+    """Yeh's contextual weights `(N, 1, 64, 64)`: a known pixel weighs by the share of unknown pixels around it.
+
+    `floor` keeps a little weight on far context so that colour and texture away from the hole still count.
+    """
+    unknown_share = F.avg_pool2d(1 - known, window, stride=1, padding=window // 2, count_include_pad=False)
+    return known * (unknown_share + floor)
+
+
+def _gradients(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return images[..., :, 1:] - images[..., :, :-1], images[..., 1:, :] - images[..., :-1, :]
+
+
+def fit_losses(images: torch.Tensor, target: torch.Tensor, weights: torch.Tensor,
+               structure_weight: float) -> torch.Tensor:
+    """Per-tile data (weighted L1) + structure (weighted L1 of x/y gradients) loss, `(N,)`.
+
+    `images` may be `(N, 3, 64, 64)` or `(N, P, 3, 64, 64)` against a pool (then the result is `(N, P)`).
+    """
+    if images.ndim == 5:
+        target, weights = target.unsqueeze(1), weights.unsqueeze(1)
+    dims = tuple(range(-3, 0))
+    data = (weights * (images - target).abs()).sum(dims) / (3 * weights.sum(dims)).clamp_min(1e-6)
+    if structure_weight == 0:
+        return data
+    gx, gy = _gradients(images)
+    tx, ty = _gradients(target)
+    wx = torch.minimum(weights[..., :, 1:], weights[..., :, :-1])
+    wy = torch.minimum(weights[..., 1:, :], weights[..., :-1, :])
+    structure = ((wx * (gx - tx).abs()).sum(dims) + (wy * (gy - ty).abs()).sum(dims)) / (
+        3 * (wx.sum(dims) + wy.sum(dims))).clamp_min(1e-6)
+    return data + structure_weight * structure
+
+
+def random_latents(count: int, z_dim: int, device: torch.device, generator: torch.Generator | None = None
+                   ) -> torch.Tensor:
+    """`(count, z_dim)` latents drawn from the prior U[-1, 1]."""
+    return torch.rand(count, z_dim, device=device, generator=generator) * 2 - 1
+
+
+def nearest_latents(netG: Generator, target: torch.Tensor, known: torch.Tensor, pool: int,
+                    structure_weight: float = 1.0, generator: torch.Generator | None = None,
+                    autocast: contextlib.AbstractContextManager | None = None) -> torch.Tensor:
+    """Lahiri's initialisation: run G once on a pool of `pool` latents; each tile starts from its best match.
+
+    Returns `(N, z_dim)`.
+    """
+    pool_z = random_latents(pool, netG.z_dim, target.device, generator)
+    weights = importance_weights(known)
+    with torch.no_grad(), autocast or contextlib.nullcontext():
+        images = netG(pool_z)
+    losses = torch.stack([fit_losses(images, target[i:i + 1].expand_as(images), weights[i:i + 1].expand(
+        len(images), -1, -1, -1), structure_weight) for i in range(len(target))])
+    return pool_z[losses.argmin(1)].clone()
+
+
+def consistency_pairs(tracks: list[int], times: list[int], window: int, device: torch.device
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index pairs (i, j) of tiles on the same track less than `window` frames apart, for the group loss."""
+    first, second = [], []
+    for i in range(len(tracks)):
+        for j in range(i + 1, len(tracks)):
+            if tracks[i] == tracks[j] and abs(times[i] - times[j]) < window:
+                first.append(i)
+                second.append(j)
+    return torch.tensor(first, dtype=torch.long, device=device), torch.tensor(second, dtype=torch.long, device=device)
+
+
+@dataclass
+class SearchResult:
+    """Converged latents `(N, z_dim)`, their images `(N, 3, 64, 64)` and the number of steps run."""
+
+    z: torch.Tensor
+    images: torch.Tensor
+    steps: int
+
+
+def search_latents(netG: Generator, netD: Discriminator | None, target: torch.Tensor, known: torch.Tensor,
+                   z_init: torch.Tensor, settings: SearchSettings,
+                   pairs: tuple[torch.Tensor, torch.Tensor] | None = None,
+                   autocast: contextlib.AbstractContextManager | None = None) -> SearchResult:
+    """Optimise the tiles' latents jointly with Adam, clamping them to the prior's range [-1, 1].
+
+    Each tile's loss is contextual + structure + perceptual; `pairs` adds the group-consistency loss.
+    The per-tile losses are summed, so a tile's gradient does not depend on the batch size.
+    """
+    weights = importance_weights(known)
+    z = z_init.detach().clone().requires_grad_(True)
+    optimiser = torch.optim.Adam([z], lr=settings.lr)
+    best, since_best, step = float("inf"), 0, 0
+    use_d = netD is not None and settings.perceptual_weight > 0
+    with torch.enable_grad():
+        for step in range(1, settings.max_steps + 1):
+            with autocast or contextlib.nullcontext():
+                images = netG(z)
+                loss = fit_losses(images, target, weights, settings.structure_weight).sum()
+                if use_d:
+                    loss = loss + settings.perceptual_weight * F.softplus(-netD(images)).sum()
+            if pairs is not None and len(pairs[0]) and settings.consistency_weight > 0:
+                loss = loss + settings.consistency_weight * (z[pairs[0]] - z[pairs[1]]).abs().mean(1).sum()
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            with torch.no_grad():
+                z.clamp_(-1, 1)
+            value = loss.item()
+            if value < best * (1 - settings.tolerance):
+                best, since_best = value, 0
+            else:
+                since_best += 1
+            if settings.early_stop and step >= settings.min_steps and since_best >= settings.patience:
+                break
+    with torch.no_grad(), autocast or contextlib.nullcontext():
+        images = netG(z).float()
+    return SearchResult(z.detach(), images, step)
+
+
+def poisson_blend(generated: torch.Tensor, target: torch.Tensor, known: torch.Tensor,
+                  iterations: int = 300) -> torch.Tensor:
+    """Gradient-domain blend: add to `generated` the harmonic field that matches `target` at the hole's border.
+
+    Solves Laplace's equation for the correction inside the hole (Jacobi, started from the mean border
+    difference) so that G's gradients are kept and its colour joins the context seamlessly. `(N, 3, h, w)`.
+    """
+    difference = (target - generated) * known
+    border = known * F.max_pool2d(1 - known, 3, 1, 1)  # known pixels next to the hole
+    start = (difference * border).sum((2, 3), keepdim=True) / border.sum((2, 3), keepdim=True).clamp_min(1)
+    correction = difference * known + start * (1 - known)
+    kernel = torch.tensor([[0, 0.25, 0], [0.25, 0, 0.25], [0, 0.25, 0]], device=generated.device)
+    kernel = kernel.view(1, 1, 3, 3).repeat(3, 1, 1, 1)
+    hole = 1 - known
+    for _ in range(iterations):
+        smoothed = F.conv2d(F.pad(correction, (1, 1, 1, 1), mode="replicate"), kernel, groups=3)
+        correction = difference * known + smoothed * hole
+    return (generated + correction).clamp(0, 1)

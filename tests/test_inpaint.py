@@ -1,0 +1,183 @@
+"""Tests of the inpaint plugin: masks, tiling, propagation, overlay detection, schedules, shipped prior."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import vidgen
+from vidgen.engine import run
+from vidgen.metrics import psnr
+from vidgen.plugins import create_processor
+from vidgen.synth import camera_path, evaluation_photos
+from vidgen_inpaint.masks import MaskSource, detect_static_overlay, parse_boxes
+from vidgen_inpaint.model import DEFAULT_WEIGHTS, Discriminator, Generator, init_weights, load_gan, save_gan
+from vidgen_inpaint.processor import plan_tiles
+from vidgen_inpaint.propagate import propagate
+from vidgen_inpaint.search import poisson_blend
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run fastest single-threaded (and do not fight the other tests for the cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory) -> str:
+    """A randomly initialised, narrow G/D pair: enough for the mechanics."""
+    torch.manual_seed(0)
+    netG, netD = Generator(width=8), Discriminator(width=8)
+    netG.apply(init_weights)
+    netD.apply(init_weights)
+    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
+    save_gan(path, netG, netD, {"note": "test"})
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def clip() -> np.ndarray:
+    """`(8, 64, 96, 3)` uint8 camera-motion clip."""
+    return camera_path(evaluation_photos()["astronaut"], 96, 64, 8, seed=1)
+
+
+def test_parse_boxes_and_errors():
+    assert parse_boxes("1,2,3,4;5,6,7,8") == [(1, 2, 3, 4), (5, 6, 7, 8)]
+    with pytest.raises(vidgen.VidgenError, match="x,y,w,h"):
+        parse_boxes("1,2,3")
+    with pytest.raises(vidgen.VidgenError, match="outside"):
+        MaskSource(None, [(500, 500, 4, 4)], 96, 64)
+
+
+def test_mask_of_wrong_size_is_rejected(tmp_path, clip, tiny_weights):
+    cv2.imwrite(str(tmp_path / "mask.png"), np.full((50, 50), 255, np.uint8))
+    with pytest.raises(vidgen.VidgenError, match="50x50 but the video is 96x64"):
+        vidgen.processor("inpaint", device="cpu", mask=str(tmp_path / "mask.png"), weights=tiny_weights)(clip)
+
+
+def test_mask_folder_and_dilation(tmp_path):
+    for i in range(3):
+        mask = np.zeros((64, 96), np.uint8)
+        mask[10, 10 + i] = 255
+        cv2.imwrite(str(tmp_path / f"{i:03d}.png"), mask)
+    source = MaskSource(str(tmp_path), [], 96, 64, dilate_pixels=2)
+    assert source(2)[10, 12] and source(2)[12, 12] and not source(2)[10, 8]
+    assert 9 < source(0).sum() < 25  # a radius-2 disc around one pixel
+    with pytest.raises(vidgen.VidgenError, match="3 mask images"):
+        source(3)
+
+
+def test_tiles_cover_every_hole_pixel():
+    unknown = np.zeros((120, 200), bool)
+    unknown[100:110, 5:190] = True  # a long caption: a row of tiles
+    unknown[10:50, 10:50] = True  # a big square: one large tile
+    unknown[20, 150] = True
+    tiles = plan_tiles(unknown, 0)
+    covered = np.zeros_like(unknown)
+    for tile in tiles:
+        x0, y0, x1, y1 = tile.owned
+        covered[y0:y1, x0:x1] = True
+        assert tile.size >= 64 and tile.x0 <= x0 and x1 <= tile.x0 + tile.size
+    assert covered[unknown].all()
+    assert sum(tile.size == 64 for tile in tiles) >= 4  # the caption is split, not one huge tile
+
+
+def test_propagation_recovers_a_moving_box_on_a_static_scene():
+    still = evaluation_photos()["coffee"][::4, ::4][:64, :96].copy()
+    frames = np.repeat(still[None], 6, 0)
+    masks = np.zeros((6, 64, 96), bool)
+    for t in range(6):
+        masks[t, 20:36, 10 + 12 * t:26 + 12 * t] = True
+    corrupted = frames.copy()
+    corrupted[masks] = 0
+    filled, remaining = propagate(corrupted, masks, [2, 3])
+    assert not remaining.any()
+    assert psnr(filled, frames[[2, 3]], masks[[2, 3]][..., None]) > 35
+
+
+def test_overlay_detection_finds_text_and_refuses_a_still_scene(clip):
+    text = clip.copy()
+    for frame in text:
+        cv2.putText(frame, "LOGO", (50, 56), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1)
+    mask, boxes = detect_static_overlay(text)
+    assert len(boxes) >= 1
+    x, y, w, h = boxes[0]
+    assert 40 <= x and x + w <= 96 and 40 <= y and mask[45:56, 50:85].mean() > 0.3
+    assert mask[:30].sum() == 0  # nothing flagged in the moving scene above the text
+    with pytest.raises(vidgen.VidgenError, match="barely moves"):
+        detect_static_overlay(np.repeat(text[:1], 5, 0))
+
+
+def test_known_pixels_are_kept_and_schedules_differ(clip, tiny_weights):
+    corrupted = clip.copy()
+    corrupted[:, 20:36, 40:60] = (0, 255, 0)
+    common = dict(device="cpu", box="40,20,20,16", dilate=0, weights=tiny_weights, group=4)
+    video = vidgen.processor("inpaint", propagate=False, **common)
+    out = video(corrupted)
+    assert out.shape == clip.shape
+    outside = np.ones((64, 96), bool)
+    outside[20:36, 40:60] = False
+    assert np.array_equal(out[:, outside], corrupted[:, outside])
+    assert (out[:, 20:36, 40:60, 1] < 250).mean() > 0.9  # the green box is gone
+    stats = video.processors[0].stats
+    # one pool-initialised search for the new hole, then one joint search per group of 4 frames
+    assert len(stats.steps_per_search) == 3 and stats.tiles == 8
+    per_frame = vidgen.processor("inpaint", propagate=False, schedule="per-frame", iterations=7, **common)
+    per_frame(corrupted)
+    assert per_frame.processors[0].stats.steps_per_search == [7] * 8
+
+
+def test_run_end_to_end_with_detection_and_fit(tmp_path, clip, tiny_weights):
+    import av
+
+    source = tmp_path / "in.mp4"
+    with av.open(str(source), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv444p"
+        stream.options = {"crf": "0"}
+        for frame in clip:
+            frame = frame.copy()
+            cv2.rectangle(frame, (70, 4), (90, 14), (255, 255, 255), -1)
+            cv2.rectangle(frame, (72, 6), (88, 12), (0, 0, 0), 1)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    messages = []
+    processor = create_processor("inpaint", weights=tiny_weights, fit=3)
+    run(source, tmp_path / "out.mp4", [processor], device="cpu", log=messages.append)
+    assert any("detected 1 static overlay" in m for m in messages)
+    assert any("fitted the GAN" in m for m in messages)
+    assert vidgen.probe(tmp_path / "out.mp4").frame_count == 8
+
+
+def test_poisson_blend_matches_the_border():
+    generated = torch.full((1, 3, 64, 64), 0.2)
+    target = torch.full((1, 3, 64, 64), 0.7)
+    known = torch.ones(1, 1, 64, 64)
+    known[..., 24:40, 24:40] = 0
+    blended = poisson_blend(generated, target, known)
+    assert torch.allclose(blended, target, atol=1e-3)  # a constant offset is absorbed entirely
+
+
+def test_shipped_prior_fills_better_than_a_flat_colour():
+    """The shipped DCGAN, searched on held-out photo tiles, beats the mean colour of the context."""
+    netG, netD, meta = load_gan(DEFAULT_WEIGHTS)
+    assert "command" in meta and netG.z_dim == 100
+    photo = evaluation_photos()["rocket"]
+    frames = camera_path(photo, 96, 72, 3, seed=3)
+    corrupted = frames.copy()
+    corrupted[:, 24:44, 36:60] = 0
+    out = vidgen.processor("inpaint", device="cpu", box="36,24,24,20", dilate=0, propagate=False)(corrupted)
+    hole = np.zeros((72, 96), bool)
+    hole[24:44, 36:60] = True
+    ring = cv2.dilate(hole.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool) & ~hole
+    flat = corrupted.copy()
+    for t in range(len(flat)):
+        flat[t][hole] = frames[t][ring].mean(0).round().astype(np.uint8)
+    gan_psnr = psnr(out, frames, hole[None, ..., None])
+    flat_psnr = psnr(flat, frames, hole[None, ..., None])
+    assert gan_psnr > flat_psnr + 0.5, (gan_psnr, flat_psnr)
