@@ -1,0 +1,173 @@
+"""The `sr` processor: per-frame super-resolution, batched over a group, optionally in blended tiles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vidgen import FrameGroup, Option, Processor, ProcessorContext, VidgenError
+from vidgen.training import load_weights
+from vidgen_sr.model import ARCHITECTURE, SCALES, build_generator
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+MODELS = ("srresnet", "srgan")
+
+
+@dataclass
+class Upscaler:
+    """A loaded network `(N, 3, h, w)` → `(N, 3, h·scale, w·scale)` and what it needs of its input."""
+
+    network: nn.Module
+    scale: int
+    label: str
+    multiple_of: int = 1  # input height/width must be multiples of this (padded otherwise)
+    minimum: int = 0  # ... and at least this
+    square: bool = False
+    reduced_precision: bool = True  # runs under bf16/fp16 autocast
+
+
+def shipped_weights(model: str, scale: int) -> Path:
+    """Path of a weights file shipped with the plugin, e.g. `weights/srresnet_x4.safetensors`."""
+    return WEIGHTS_DIR / f"{model}_x{scale}.safetensors"
+
+
+def load_upscaler(path: str | Path, device: torch.device) -> Upscaler:
+    """A vidgen SRResNet `.safetensors` file, or any super-resolution checkpoint spandrel recognises."""
+    tensors, metadata = load_weights(path)
+    if metadata.get("architecture") == ARCHITECTURE:
+        network = build_generator(metadata)
+        network.load_state_dict(tensors)
+        label = f"{metadata.get('model', 'srresnet')} ({Path(path).name})"
+        return Upscaler(network.to(device).eval(), network.scale, label)
+    try:
+        from spandrel import ImageModelDescriptor, ModelLoader
+    except ImportError:
+        raise VidgenError(f"{path}: not a vidgen sr checkpoint; other architectures (ESRGAN, Real-ESRGAN, SwinIR, ...) "
+                          "load through spandrel: pip install 'vidgen[models]'") from None
+    try:
+        descriptor = ModelLoader(device).load_from_state_dict(tensors)
+    except Exception as exc:
+        raise VidgenError(f"{path}: spandrel cannot load it ({type(exc).__name__}: {exc})") from None
+    if not isinstance(descriptor, ImageModelDescriptor) or descriptor.input_channels != 3 or descriptor.output_channels != 3:
+        raise VidgenError(f"{path}: {descriptor.architecture.name} is not an RGB image-to-image model")
+    half = descriptor.supports_half if device.type == "cuda" else descriptor.supports_bfloat16
+    req = descriptor.size_requirements
+    return Upscaler(descriptor.model.eval(), descriptor.scale, f"{descriptor.architecture.name} ({Path(path).name})",
+                    req.multiple_of, req.minimum, req.square, half)
+
+
+def feather(length: int, overlap_before: int, overlap_after: int) -> torch.Tensor:
+    """`(length,)` blending weights of a tile sharing `overlap_*` samples with its neighbours.
+
+    Within a shared band the outer third (next to the tile's edge, where zero padding disturbs the
+    network) gets weight 0, the middle third fades linearly, the inner third gets 1; the neighbour's
+    weights mirror this, so the two always sum to 1 and no seam can form.
+    """
+    position = torch.arange(length) + 0.5
+    weight = torch.ones(length)
+    for band, distance in ((overlap_before, position), (overlap_after, length - position)):
+        if band:
+            weight = torch.minimum(weight, ((distance - band / 3) / (band / 3)).clamp(0, 1))
+    return weight
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of `tile` samples covering `length`, neighbours sharing ≥ `overlap` samples."""
+    if length <= tile:
+        return [0]
+    stride = tile - overlap
+    starts = list(range(0, length - tile, stride))
+    return starts + [length - tile]
+
+
+class SuperResolution(Processor):
+    name = "sr"
+    description = "Per-frame super-resolution x2/x4: compact SRResNet (PSNR) or SRGAN, or a spandrel checkpoint."
+    options = (
+        Option("scale", int, 0, "2 or 4; 0 = 4 for the shipped models, or the scale of sr.weights"),
+        Option("model", str, "srresnet", "shipped model: srresnet (highest PSNR) or srgan (adversarial fine-tune)",
+               choices=MODELS),
+        Option("weights", str, "", "checkpoint to use instead: a vidgen .safetensors or ESRGAN/Real-ESRGAN/SwinIR/... "
+               "(.pth/.safetensors, needs spandrel)"),
+        Option("tile", int, 0, "process in tiles of this many input pixels, feather-blended (0 = whole frame)"),
+        Option("tile_overlap", int, 32, "input pixels shared by neighbouring tiles, cross-faded"),
+        Option("batch", int, 4, "frames upscaled per forward pass"),
+    )
+
+    def __init__(self, **options: object) -> None:
+        super().__init__(**options)
+        s = self.settings
+        if s.scale not in (0, *SCALES):
+            raise VidgenError(f"sr.scale must be 2 or 4 (or 0 for automatic), got {s.scale}")
+        if s.tile < 0 or s.tile_overlap < 0 or (s.tile and s.tile <= 2 * s.tile_overlap):
+            raise VidgenError(f"sr.tile must be 0 or larger than 2 x sr.tile_overlap ({2 * s.tile_overlap})")
+        if s.batch < 1:
+            raise VidgenError("sr.batch must be at least 1")
+        self.group_size = s.batch
+        self.context = (0, 0)
+        self.upscaler: Upscaler | None = None
+
+    @property
+    def scale(self) -> int:
+        """The upscaling factor (known once set up; before that, the requested one)."""
+        return self.upscaler.scale if self.upscaler else (self.settings.scale or 4)
+
+    def setup(self, context: ProcessorContext) -> None:
+        super().setup(context)
+        s = self.settings
+        path = Path(s.weights) if s.weights else shipped_weights(s.model, s.scale or 4)
+        self.upscaler = load_upscaler(path, context.device)
+        if s.scale and s.scale != self.upscaler.scale:
+            raise VidgenError(f"sr.scale={s.scale} but {path.name} is a x{self.upscaler.scale} model")
+        self.upscaler.network.to(memory_format=torch.channels_last).requires_grad_(False)
+        precision = context.dtype if self.upscaler.reduced_precision else torch.float32
+        tiling = f"{s.tile}px tiles" if s.tile else "whole frames"
+        context.log(f"sr: {self.upscaler.label} x{self.upscaler.scale}, {precision}, {tiling}")
+
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        return width * self.scale, height * self.scale
+
+    def process(self, group: FrameGroup) -> FrameGroup:
+        return group.with_frames(self.upscale(group.core_frames))
+
+    def upscale(self, frames: torch.Tensor) -> torch.Tensor:
+        """`(N, 3, H, W)` in [0, 1] → `(N, 3, H·s, W·s)` in [0, 1], tiled when `sr.tile` is set."""
+        tile, overlap = self.settings.tile, self.settings.tile_overlap
+        height, width = frames.shape[-2:]
+        if not tile or (height <= tile and width <= tile):
+            return self._forward(frames).clamp_(0, 1)
+        s = self.scale
+        out = torch.zeros(frames.shape[0], 3, height * s, width * s, device=frames.device)
+        total = torch.zeros(1, 1, height * s, width * s, device=frames.device)
+        for y in tile_starts(height, tile, overlap):
+            for x in tile_starts(width, tile, overlap):
+                th, tw = min(tile, height), min(tile, width)
+                result = self._forward(frames[..., y:y + th, x:x + tw])
+                band = overlap * s
+                weight_y = feather(th * s, band if y > 0 else 0, band if y + th < height else 0)
+                weight_x = feather(tw * s, band if x > 0 else 0, band if x + tw < width else 0)
+                weight = (weight_y[:, None] * weight_x[None, :]).to(frames.device)
+                out[..., y * s:(y + th) * s, x * s:(x + tw) * s] += result * weight
+                total[..., y * s:(y + th) * s, x * s:(x + tw) * s] += weight
+        return out.div_(total).clamp_(0, 1)
+
+    def _forward(self, lr: torch.Tensor) -> torch.Tensor:
+        """Run the network on `(N, 3, h, w)`, padding to its size requirements; float32 `(N, 3, h·s, w·s)`."""
+        up = self.upscaler
+        height, width = lr.shape[-2:]
+        target_h = max(-(-height // up.multiple_of) * up.multiple_of, up.minimum)
+        target_w = max(-(-width // up.multiple_of) * up.multiple_of, up.minimum)
+        if up.square:
+            target_h = target_w = max(target_h, target_w)
+        if (target_h, target_w) != (height, width):
+            mode = "reflect" if target_h - height < height and target_w - width < width else "replicate"
+            lr = F.pad(lr, (0, target_w - width, 0, target_h - height), mode=mode)
+        lr = lr.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=self.ctx.dtype,
+                            enabled=up.reduced_precision and self.ctx.dtype != torch.float32):
+            result = up.network(lr)
+        return result[..., : height * up.scale, : width * up.scale].float()

@@ -1,0 +1,198 @@
+"""`vidgen train sr`: train the SRResNet generator (L1) or fine-tune it adversarially (SRGAN) on photos."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vidgen.engine import compute_dtype, resolve_device
+from vidgen.errors import VidgenError
+from vidgen.training import command_line, load_images, load_weights, random_crops, save_weights, set_seed
+from vidgen.training import split_holdout
+from vidgen_sr.evaluate import crop_to_multiple, to_uint8, y_psnr_ssim
+from vidgen_sr.model import SCALES, Discriminator, SRResNet, VGGFeatures, build_generator, downscale
+from vidgen_sr.model import upscale_bicubic
+
+VALIDATION_CROP = 256
+ADVERSARIAL_WEIGHT = 1e-3  # SRGAN's weight of the adversarial term
+FEATURE_MATCHING_WEIGHT = 1.0
+VGG_WEIGHT = 0.1
+
+
+def validate(generator: SRResNet, images: list[np.ndarray], scale: int, device: torch.device,
+             dtype: torch.dtype) -> tuple[float, float]:
+    """Mean Y-PSNR of (generator, bicubic) on centre crops of held-out `images` `(H, W, 3)` uint8."""
+    ours, bicubic = [], []
+    generator.eval()
+    with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+        for image in images:
+            h, w = image.shape[:2]
+            size = min(VALIDATION_CROP, h, w)
+            y, x = (h - size) // 2, (w - size) // 2
+            hr_np = crop_to_multiple(image[y:y + size, x:x + size], scale)
+            hr = torch.from_numpy(np.ascontiguousarray(hr_np)).permute(2, 0, 1)[None].float().div(255).to(device)
+            lr = downscale(hr, scale)
+            ours.append(y_psnr_ssim(to_uint8(generator(lr)[0]), hr_np, scale)[0])
+            bicubic.append(y_psnr_ssim(to_uint8(upscale_bicubic(lr, scale)[0]), hr_np, scale)[0])
+    generator.train()
+    return float(np.mean(ours)), float(np.mean(bicubic))
+
+
+def cosine_rate(base: float, progress: float) -> float:
+    """Learning rate at `progress` in [0, 1] of the time budget: cosine decay to 5 % of `base`."""
+    return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+@click.command("sr")
+@click.option("--images", required=True, type=click.Path(file_okay=False), help="Folder of training photos (searched recursively).")
+@click.option("--scale", type=click.Choice([str(s) for s in SCALES]), default="4", show_default=True)
+@click.option("--model", "model_kind", type=click.Choice(["srresnet", "srgan"]), default="srresnet", show_default=True,
+              help="srresnet: L1 training; srgan: adversarial fine-tune of --init.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Weights file to write (.safetensors).")
+@click.option("--minutes", type=float, default=10.0, show_default=True, help="Wall-clock training budget (includes resumed time).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--init", "init_path", type=click.Path(dir_okay=False), help="Start the generator from these weights (required for srgan).")
+@click.option("--resume", is_flag=True, help="Continue from OUT.ckpt (written every --checkpoint-every seconds).")
+@click.option("--vgg", "vgg_path", type=click.Path(dir_okay=False), help="torchvision VGG-19 weights for SRGAN's VGG54 content loss.")
+@click.option("--channels", type=int, default=64, show_default=True)
+@click.option("--blocks", type=int, default=6, show_default=True)
+@click.option("--batch", type=int, default=16, show_default=True)
+@click.option("--patch", type=int, default=32, show_default=True, help="Low-resolution patch size (HR = patch x scale).")
+@click.option("--lr", "learning_rate", type=float, default=None, help="Peak learning rate [default: 4e-4 srresnet, 5e-5 srgan].")
+@click.option("--holdout-every", type=int, default=10, show_default=True, help="Every N-th image is held out for validation.")
+@click.option("--validate-every", type=int, default=250, show_default=True, help="Steps between validations.")
+@click.option("--checkpoint-every", type=float, default=60.0, show_default=True, help="Seconds between checkpoints.")
+@click.option("--threads", type=int, default=0, help="CPU threads (0 = torch's default; 1 is faster on a busy shared CPU).")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+def train_command(images: str, scale: str, model_kind: str, out: str, minutes: float, seed: int,
+                  init_path: str | None, resume: bool, vgg_path: str | None, channels: int, blocks: int, batch: int,
+                  patch: int, learning_rate: float | None, holdout_every: int, validate_every: int,
+                  checkpoint_every: float, threads: int, device: str) -> None:
+    """Train an sr model on patches of the photos in --images (bicubic ×SCALE degradation)."""
+    factor = int(scale)
+    if threads:
+        torch.set_num_threads(threads)
+    torch_device = resolve_device(device)
+    dtype = compute_dtype(torch_device)
+    rng = set_seed(seed)
+    photos = load_images(images, min_size=patch * factor + 1)
+    train_set, held_out = split_holdout(photos, holdout_every)
+    if not train_set or not held_out:
+        raise VidgenError(f"{images}: need at least {holdout_every} images (one is held out for validation)")
+    out_path = Path(out)
+    checkpoint_path = out_path.with_name(out_path.name + ".ckpt")
+
+    generator = SRResNet(factor, channels, blocks)
+    if init_path:
+        tensors, meta = load_weights(init_path)
+        if meta.get("channels", channels) != channels or meta.get("blocks", blocks) != blocks:
+            raise VidgenError(f"{init_path}: has {meta.get('channels')} channels / {meta.get('blocks')} blocks; "
+                              f"pass matching --channels/--blocks")
+        own = generator.state_dict()
+        shared = {k: v for k, v in tensors.items() if k in own and own[k].shape == v.shape}
+        generator.load_state_dict(shared, strict=False)
+        click.echo(f"initialised {len(shared)}/{len(own)} tensors from {init_path}")
+    elif model_kind == "srgan":
+        raise VidgenError("--model srgan fine-tunes a trained generator: pass --init SRRESNET_WEIGHTS")
+    generator = generator.to(torch_device, memory_format=torch.channels_last)
+    base_rate = learning_rate or (4e-4 if model_kind == "srresnet" else 5e-5)
+    optimizer = torch.optim.Adam(generator.parameters(), lr=base_rate, betas=(0.9, 0.99))
+    discriminator = d_optimizer = vgg = None
+    if model_kind == "srgan":
+        discriminator = Discriminator().to(torch_device, memory_format=torch.channels_last)
+        d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=1e-4, betas=(0.9, 0.99))
+        if vgg_path:
+            vgg = VGGFeatures(load_weights(vgg_path)[0]).to(torch_device, memory_format=torch.channels_last)
+
+    step, elapsed_before = 0, 0.0
+    if resume:
+        if not checkpoint_path.is_file():
+            raise VidgenError(f"{checkpoint_path}: no checkpoint to resume from")
+        state = torch.load(checkpoint_path, map_location=torch_device, weights_only=True)
+        generator.load_state_dict(state["generator"])
+        optimizer.load_state_dict(state["optimizer"])
+        if discriminator is not None:
+            discriminator.load_state_dict(state["discriminator"])
+            d_optimizer.load_state_dict(state["d_optimizer"])
+        step, elapsed_before = state["step"], state["elapsed"]
+        rng = np.random.default_rng([seed, step])
+        click.echo(f"resumed {checkpoint_path} at step {step} ({elapsed_before / 60:.1f} min done)")
+
+    def save_checkpoint(elapsed: float) -> None:
+        state: dict[str, Any] = {"generator": generator.state_dict(), "optimizer": optimizer.state_dict(),
+                                 "step": step, "elapsed": elapsed}
+        if discriminator is not None:
+            state.update(discriminator=discriminator.state_dict(), d_optimizer=d_optimizer.state_dict())
+        torch.save(state, checkpoint_path)
+
+    autocast = lambda: torch.autocast(torch_device.type, dtype=dtype, enabled=dtype != torch.float32)  # noqa: E731
+    budget = minutes * 60
+    click.echo(f"sr {model_kind} x{factor}: {len(train_set)} training / {len(held_out)} validation images, "
+               f"{channels} ch x {blocks} blocks, batch {batch} of {patch * factor}px, {dtype}, {minutes} min")
+    start = time.perf_counter() - elapsed_before
+    last_checkpoint = time.perf_counter()
+    losses: list[float] = []
+    while time.perf_counter() - start < budget:
+        rate = cosine_rate(base_rate, (time.perf_counter() - start) / budget)
+        for group in optimizer.param_groups:
+            group["lr"] = rate
+        hr = random_crops(train_set, patch * factor, batch, rng, scale_range=(0.6, 1.0)).to(torch_device)
+        lr = downscale(hr, factor)
+        hr = hr.contiguous(memory_format=torch.channels_last)
+        lr = lr.contiguous(memory_format=torch.channels_last)
+        with autocast():
+            sr = generator(lr).float()
+        loss = F.l1_loss(sr, hr)
+        if discriminator is not None:
+            with torch.no_grad(), autocast():
+                real_features = discriminator(hr)[1]
+            with autocast():
+                fake_logits, fake_features = discriminator(sr)
+            matching = sum(F.l1_loss(f.float(), r.float().detach()) for f, r in zip(fake_features, real_features))
+            adversarial = F.binary_cross_entropy_with_logits(fake_logits.float(), torch.ones_like(fake_logits.float()))
+            loss = loss + FEATURE_MATCHING_WEIGHT * matching + ADVERSARIAL_WEIGHT * adversarial
+            if vgg is not None:
+                with autocast():
+                    loss = loss + VGG_WEIGHT * F.l1_loss(vgg(sr).float(), vgg(hr).float())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if discriminator is not None:
+            with autocast():
+                real_logits = discriminator(hr)[0].float()
+                fake_logits = discriminator(sr.detach())[0].float()
+            d_loss = (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+                      + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+            d_optimizer.zero_grad(set_to_none=True)
+            d_loss.backward()
+            d_optimizer.step()
+        step += 1
+        losses.append(float(loss.detach()))
+        if step % validate_every == 0:
+            ours, bicubic = validate(generator, held_out, factor, torch_device, dtype)
+            click.echo(f"step {step}  {(time.perf_counter() - start) / 60:.1f} min  loss {np.mean(losses):.4f}  "
+                       f"lr {rate:.2e}  val Y-PSNR {ours:.2f} dB (bicubic {bicubic:.2f}, {ours - bicubic:+.2f})")
+            losses.clear()
+        if time.perf_counter() - last_checkpoint > checkpoint_every:
+            save_checkpoint(time.perf_counter() - start)
+            last_checkpoint = time.perf_counter()
+
+    elapsed = time.perf_counter() - start
+    save_checkpoint(elapsed)
+    ours, bicubic = validate(generator, held_out, factor, torch_device, dtype)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {**generator.config(), "model": model_kind, "seed": seed, "steps": step,
+                "train_minutes": round(elapsed / 60, 2), "images": str(images), "train_images": len(train_set),
+                "validation_images": len(held_out), "val_y_psnr": round(ours, 3), "val_bicubic_y_psnr": round(bicubic, 3),
+                "command": command_line(), "content_loss": "l1" if discriminator is None else
+                ("l1+vgg54+feature-matching" if vgg is not None else "l1+feature-matching")}
+    save_weights(out_path, generator.state_dict(), metadata)
+    click.echo(f"done: {step} steps in {elapsed / 60:.1f} min; validation Y-PSNR {ours:.2f} dB "
+               f"(bicubic {bicubic:.2f}, {ours - bicubic:+.2f}); wrote {out_path}")

@@ -1,0 +1,206 @@
+"""Tests of the sr plugin: mechanics on tiny random networks, quality with the shipped weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import vidgen
+from vidgen import VidgenError
+from vidgen.plugins import processors
+from vidgen.synth import camera_path, evaluation_photos
+from vidgen.training import load_weights, save_weights
+from vidgen_sr.evaluate import to_uint8, y_psnr_ssim
+from vidgen_sr.model import SRResNet, downscale
+from vidgen_sr.processor import feather, tile_starts
+from vidgen_sr.train import train_command
+
+
+@pytest.fixture(scope="module")
+def tiny_net() -> SRResNet:
+    """A small randomly initialised ×2 SRResNet with a non-trivial residual."""
+    torch.manual_seed(0)
+    net = SRResNet(2, channels=16, blocks=2)
+    for parameter in net.parameters():
+        parameter.data.normal_(0, 0.05)
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tiny_net: SRResNet, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sr") / "tiny_x2.safetensors"
+    save_weights(path, tiny_net.state_dict(), {**tiny_net.config(), "model": "srresnet"}, half=False)
+    return path
+
+
+def random_clip(frames: int, height: int, width: int) -> np.ndarray:
+    return (np.random.default_rng(1).random((frames, height, width, 3)) * 255).astype(np.uint8)
+
+
+def test_registered_with_documented_options() -> None:
+    cls = processors()["sr"].cls
+    assert {o.name for o in cls.options} == {"scale", "model", "weights", "tile", "tile_overlap", "batch"}
+    assert cls(scale=2).output_size(64, 48) == (128, 96)
+
+
+def test_upscales_a_clip_in_batches(tiny_weights: Path) -> None:
+    clip = random_clip(6, 48, 64)  # 6 frames in groups of 4 and 2
+    out = vidgen.processor("sr", device="cpu", weights=str(tiny_weights), batch=4)(clip)
+    assert out.shape == (6, 96, 128, 3) and out.dtype == np.uint8
+
+
+def test_own_checkpoint_reproduces_the_network(tiny_net: SRResNet, tiny_weights: Path) -> None:
+    frames = torch.rand(3, 3, 40, 56)
+    out = vidgen.processor("sr", device="cpu", precision="fp32", weights=str(tiny_weights))(frames)
+    with torch.no_grad():
+        expected = tiny_net(frames).clamp(0, 1)
+    torch.testing.assert_close(out, expected, atol=1e-4, rtol=0)
+
+
+def test_tiled_output_matches_whole_frame(tiny_weights: Path) -> None:
+    frames = torch.from_numpy(camera_path(evaluation_photos()["chelsea"], 128, 96, 2)).permute(0, 3, 1, 2) / 255
+    whole = vidgen.processor("sr", device="cpu", precision="fp32", weights=str(tiny_weights))(frames)
+    tiled = vidgen.processor("sr", device="cpu", precision="fp32", weights=str(tiny_weights), tile=40,
+                             tile_overlap=12)(frames)
+    assert tiled.shape == whole.shape == (2, 3, 192, 256)
+    assert (tiled - whole).abs().max() < 2e-3
+
+
+def test_tiles_cover_the_frame_and_blend_to_one() -> None:
+    length, tile, overlap = 100, 40, 12
+    starts = tile_starts(length, tile, overlap)
+    assert starts[0] == 0 and starts[-1] == length - tile
+    total = torch.zeros(length)
+    for start in starts:
+        weight = feather(tile, overlap if start > 0 else 0, overlap if start + tile < length else 0)
+        if start > 0:
+            assert weight[: overlap // 3].max() == 0  # the padded edge of a tile never shows
+        total[start:start + tile] += weight
+    assert total.min() >= 1 - 1e-6
+
+
+def test_shipped_x4_beats_bicubic_on_an_unseen_photo() -> None:
+    photo = evaluation_photos()["astronaut"][96:288, 160:352]  # 192×192, not in the training folders
+    hr = torch.from_numpy(np.ascontiguousarray(photo)).permute(2, 0, 1)[None].float() / 255
+    lr = to_uint8(downscale(hr, 4)[0])
+    bicubic = cv2.resize(lr, (192, 192), interpolation=cv2.INTER_CUBIC)
+    ours = vidgen.processor("sr", device="cpu", scale=4)(lr[None])[0]
+    gain = y_psnr_ssim(ours, photo, 4)[0] - y_psnr_ssim(bicubic, photo, 4)[0]
+    assert gain > 1.0, f"srresnet x4 only {gain:+.2f} dB over bicubic"
+
+
+def test_shipped_srgan_x2_beats_bicubic() -> None:
+    photo = evaluation_photos()["coffee"][100:196, 200:328]
+    hr = torch.from_numpy(np.ascontiguousarray(photo)).permute(2, 0, 1)[None].float() / 255
+    lr = to_uint8(downscale(hr, 2)[0])
+    bicubic = cv2.resize(lr, (128, 96), interpolation=cv2.INTER_CUBIC)
+    ours = vidgen.processor("sr", device="cpu", scale=2, model="srgan")(lr[None])[0]
+    assert y_psnr_ssim(ours, photo, 2)[0] > y_psnr_ssim(bicubic, photo, 2)[0] + 0.3
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"scale": 3}, "scale"),
+    ({"model": "edsr"}, "model"),
+    ({"tile": 20, "tile_overlap": 16}, "tile"),
+    ({"batch": 0}, "batch"),
+])
+def test_bad_options_are_one_line_errors(options: dict, message: str) -> None:
+    with pytest.raises(VidgenError, match=message):
+        vidgen.processor("sr", device="cpu", **options)
+
+
+def test_bad_weights_are_one_line_errors(tiny_weights: Path, tmp_path: Path) -> None:
+    clip = random_clip(1, 16, 16)
+    with pytest.raises(VidgenError, match="not found"):
+        vidgen.processor("sr", device="cpu", weights=str(tmp_path / "missing.pth"))(clip)
+    with pytest.raises(VidgenError, match="x2 model"):
+        vidgen.processor("sr", device="cpu", scale=4, weights=str(tiny_weights))(clip)
+
+
+def test_video_file_is_upscaled(tiny_weights: Path, tmp_path: Path) -> None:
+    src, dst = tmp_path / "in.mp4", tmp_path / "out.mp4"
+    with av.open(str(src), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for frame in camera_path(evaluation_photos()["rocket"], 64, 48, 5):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    result = vidgen.run(src, dst, [("sr", {"scale": "2", "weights": str(tiny_weights), "tile": "24",
+                                           "tile_overlap": "6"})], device="cpu")
+    info = vidgen.probe(dst)
+    assert result.frames == 5 and (info.width, info.height) == (128, 96)
+
+
+def test_trainer_writes_weights_and_resumes(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        noise = (rng.random((12, 12, 3)) * 255).astype(np.uint8)
+        cv2.imwrite(str(images / f"{i}.png"), cv2.resize(noise, (72, 72), interpolation=cv2.INTER_CUBIC))
+    out = tmp_path / "tiny.safetensors"
+    common = ["--images", str(images), "--scale", "2", "--out", str(out), "--channels", "8", "--blocks", "1",
+              "--batch", "2", "--patch", "16", "--holdout-every", "5", "--validate-every", "2", "--seed", "3"]
+    first = CliRunner().invoke(train_command, common + ["--minutes", "0.01"])
+    assert first.exit_code == 0, first.output
+    steps = load_weights(out)[1]["steps"]
+    second = CliRunner().invoke(train_command, common + ["--minutes", "0.03", "--resume"])
+    assert second.exit_code == 0, second.output
+    assert "resumed" in second.output
+    tensors, metadata = load_weights(out)
+    assert metadata["steps"] > steps and metadata["seed"] == 3 and metadata["scale"] == 2
+    assert vidgen.processor("sr", device="cpu", weights=str(out))(random_clip(1, 20, 20)).shape == (1, 40, 40, 3)
+
+
+class TestFieldCheckpoints:
+    """Checkpoints laid out like the public releases, built here with random values, loaded via spandrel."""
+
+    @staticmethod
+    def run_checkpoint(state: dict, path: Path, scale: int) -> None:
+        torch.save(state, path)
+        clip = torch.rand(2, 3, 24, 32)
+        out = vidgen.processor("sr", device="cpu", weights=str(path))(clip)
+        assert out.shape == (2, 3, 24 * scale, 32 * scale)
+        assert torch.isfinite(out).all()
+        tiled = vidgen.processor("sr", device="cpu", weights=str(path), tile=20, tile_overlap=4)(clip)
+        assert tiled.shape == out.shape
+
+    def test_real_esrgan_rrdbnet_x4(self, tmp_path: Path) -> None:
+        pytest.importorskip("spandrel")
+        nf, gc = 16, 32  # spandrel reads ESRGAN's growth channels as the standard 32
+        conv = lambda o, i: {"weight": torch.randn(o, i, 3, 3) * 0.02, "bias": torch.zeros(o)}  # noqa: E731
+        layers = {"conv_first": conv(nf, 3), "conv_body": conv(nf, nf), "conv_up1": conv(nf, nf),
+                  "conv_up2": conv(nf, nf), "conv_hr": conv(nf, nf), "conv_last": conv(3, nf)}
+        for rdb in (1, 2, 3):
+            for k in range(1, 6):
+                layers[f"body.0.rdb{rdb}.conv{k}"] = conv(nf if k == 5 else gc, nf + (k - 1) * gc)
+        state = {f"{name}.{kind}": t for name, params in layers.items() for kind, t in params.items()}
+        self.run_checkpoint({"params_ema": state}, tmp_path / "RealESRGAN_x4plus_tiny.pth", 4)
+
+    def test_real_esrgan_compact_x2(self, tmp_path: Path) -> None:
+        pytest.importorskip("spandrel")
+        nf, convs, scale = 16, 2, 2
+        state = {"body.0.weight": torch.randn(nf, 3, 3, 3) * 0.05, "body.0.bias": torch.zeros(nf),
+                 "body.1.weight": torch.full((nf,), 0.25)}
+        for i in range(convs):
+            state[f"body.{2 * i + 2}.weight"] = torch.randn(nf, nf, 3, 3) * 0.05
+            state[f"body.{2 * i + 2}.bias"] = torch.zeros(nf)
+            state[f"body.{2 * i + 3}.weight"] = torch.full((nf,), 0.25)
+        last = 2 * convs + 2
+        state[f"body.{last}.weight"] = torch.randn(3 * scale * scale, nf, 3, 3) * 0.05
+        state[f"body.{last}.bias"] = torch.zeros(3 * scale * scale)
+        self.run_checkpoint({"params": state}, tmp_path / "realesr-compact-x2.pth", scale)
+
+    def test_swinir_x2(self, tmp_path: Path) -> None:
+        pytest.importorskip("spandrel")
+        from spandrel.architectures.SwinIR import SwinIR
+
+        net = SwinIR(upscale=2, img_size=16, window_size=4, embed_dim=12, depths=[1], num_heads=[2], mlp_ratio=2,
+                     upsampler="pixelshuffledirect", resi_connection="1conv")
+        self.run_checkpoint({"params": net.state_dict()}, tmp_path / "swinir_tiny_x2.pth", 2)
