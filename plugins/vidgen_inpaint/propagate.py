@@ -52,8 +52,8 @@ def propagate(frames: np.ndarray, masks: np.ndarray, targets: list[int], max_sou
 
     `frames` `(T, H, W, 3)` uint8, `masks` `(T, H, W)` bool (True = to fill). For each target frame the
     nearest frames in time are tried first; a pixel is copied from a source frame when the flow (inside the
-    hole: the affine motion around it) lands on a known pixel there. Returns the filled target frames `(N, H, W, 3)` uint8 and
-    what is still unknown `(N, H, W)` bool.
+    hole: the affine motion around it) lands on a known pixel there. Returns the filled target frames
+    `(N, H, W, 3)` uint8 and what is still unknown `(N, H, W)` bool.
     """
     import cv2
 

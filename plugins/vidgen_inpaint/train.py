@@ -107,7 +107,8 @@ def validate(netG: Generator, netD: Discriminator, crops: torch.Tensor, hole: in
 @click.option("--batch", default=64, show_default=True)
 @click.option("--width", default=32, show_default=True, help="Channel width of G and D (ngf = ndf).")
 @click.option("--lr", default=2e-4, show_default=True)
-@click.option("--scale-min", default=0.25, show_default=True, help="Smallest random rescale of a photo before cropping.")
+@click.option("--scale-min", default=0.25, show_default=True,
+              help="Smallest random rescale of a photo before cropping.")
 @click.option("--scale-max", default=1.0, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--log-every", default=50, show_default=True, help="Steps between progress lines.")
