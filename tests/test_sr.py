@@ -204,3 +204,21 @@ class TestFieldCheckpoints:
         net = SwinIR(upscale=2, img_size=16, window_size=4, embed_dim=12, depths=[1], num_heads=[2], mlp_ratio=2,
                      upsampler="pixelshuffledirect", resi_connection="1conv")
         self.run_checkpoint({"params": net.state_dict()}, tmp_path / "swinir_tiny_x2.pth", 2)
+
+
+def test_srgan_fine_tune_with_user_vgg_weights(tiny_weights: Path, tmp_path: Path) -> None:
+    from torchvision.models.vgg import cfgs, make_layers
+
+    vgg = tmp_path / "vgg19.safetensors"  # random values in torchvision's VGG-19 layout
+    save_weights(vgg, {f"features.{k}": v for k, v in make_layers(cfgs["E"]).state_dict().items()}, {})
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(images / f"{i}.png"), random_clip(1, 48, 48)[0])
+    out = tmp_path / "srgan.safetensors"
+    result = CliRunner().invoke(train_command, [
+        "--images", str(images), "--scale", "2", "--model", "srgan", "--init", str(tiny_weights), "--vgg", str(vgg),
+        "--out", str(out), "--channels", "16", "--blocks", "2", "--batch", "2", "--patch", "16",
+        "--holdout-every", "3", "--minutes", "0.01"])
+    assert result.exit_code == 0, result.output
+    assert load_weights(out)[1]["content_loss"] == "l1+vgg54+feature-matching"

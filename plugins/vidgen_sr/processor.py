@@ -40,7 +40,10 @@ def load_upscaler(path: str | Path, device: torch.device) -> Upscaler:
     tensors, metadata = load_weights(path)
     if metadata.get("architecture") == ARCHITECTURE:
         network = build_generator(metadata)
-        network.load_state_dict(tensors)
+        try:
+            network.load_state_dict(tensors)
+        except RuntimeError as exc:
+            raise VidgenError(f"{path}: tensors do not match the recorded architecture ({exc})") from None
         label = f"{metadata.get('model', 'srresnet')} ({Path(path).name})"
         return Upscaler(network.to(device).eval(), network.scale, label)
     try:
