@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections import deque
+from pathlib import Path
 
 import torch
 
-from vidgen import FrameGroup, Processor, ProcessorContext, VidgenError
+from vidgen import FrameGroup, Option, Processor, ProcessorContext, VidgenError
 
 
 class NeighbourMean(Processor):
@@ -61,4 +63,17 @@ class NeedsWidth64(Processor):
             raise VidgenError(f"needs-width-64: video is {context.video.width} pixels wide")
 
     def process(self, group: FrameGroup) -> FrameGroup:
+        return group.with_frames(group.core_frames)
+
+
+class CrashOnce(Processor):
+    """Kills its worker process the first time it sees frame 20 (when `marker` does not exist yet)."""
+
+    name = "crash-once"
+    options = (Option("marker", Path, None, "file created just before the crash"),)
+
+    def process(self, group: FrameGroup) -> FrameGroup:
+        if 20 in group.core_indices and not self.settings.marker.exists():
+            self.settings.marker.write_text("crashed")
+            os._exit(1)
         return group.with_frames(group.core_frames)

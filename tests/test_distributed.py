@@ -12,7 +12,7 @@ import av
 import numpy as np
 import pytest
 from clips import moving_pattern
-from distributed_processors import NeedsWidth64, NeighbourMean, TrailingMax
+from distributed_processors import CrashOnce, NeedsWidth64, NeighbourMean, TrailingMax
 
 import vidgen
 from vidgen.distributed import ChainSpec, Reach, frame_layout, plan_segments, run_batch
@@ -120,3 +120,13 @@ def test_cli_batch_on_ray_matches_local_and_reports_a_bad_file(local_ray: None, 
         assert audio_digest(joined) == audio_digest(local)
         assert vidgen.probe(joined).rotation == vidgen.probe(local).rotation
     assert vidgen.probe(tmp_path / "ray" / "rotated.mp4").rotation == 90
+
+
+def test_a_crashed_worker_is_restarted_and_its_segment_retried(local_ray: None, tmp_path: Path) -> None:
+    src = write_keyframed_clip(tmp_path / "long.mp4", moving_pattern(32, 64, 48))
+    marker = tmp_path / "crashed"
+    [outcome] = run_batch([(src, tmp_path / "out.mp4")], ChainSpec(((CrashOnce, {"marker": str(marker)}),)),
+                          segment_frames=8, worker_logs=False)
+    assert marker.exists()  # the worker holding frame 20 died once
+    assert outcome.error is None and outcome.frames == 32
+    assert decode(tmp_path / "out.mp4")[1] == decode(src)[1]

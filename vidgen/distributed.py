@@ -107,7 +107,7 @@ def frame_layout(src: str | os.PathLike) -> tuple[list[int], list[int]] | None:
         stream = container.streams.video[0]
         pts, keyframe_pts = [], []
         for packet in container.demux(stream):
-            if not packet.size:
+            if not packet.size or packet.is_discard:  # discarded packets (edit lists) decode to no frame
                 continue
             if packet.pts is None:
                 return None
