@@ -186,6 +186,7 @@ def run(
         raise
     tmp = Path(tmp_name)
     writer: VideoWriter | None = None
+    threads: list[_Worker] = []
     start = time.perf_counter()
     stop = threading.Event()
     decoded: queue.Queue = queue.Queue(QUEUE_FRAMES)
@@ -209,6 +210,7 @@ def run(
         writer = VideoWriter(tmp, reader, encode or EncodeSettings(), log)
         decoder = _Worker(decode, "vidgen-decode")
         encoder = _Worker(encode_loop, "vidgen-encode")
+        threads = [decoder, encoder]
         decoder.start()
         encoder.start()
         chain = Chain(processors)
@@ -248,6 +250,8 @@ def run(
         os.replace(tmp, dst)
     except BaseException:
         stop.set()
+        for thread in threads:  # they may be inside PyAV: closing the files under them can crash
+            thread.join()
         if writer is not None:
             writer.abort()
         tmp.unlink(missing_ok=True)
