@@ -330,7 +330,7 @@ def run_batch(
         outcome = FileOutcome(Path(src), Path(dst))
         try:
             check_output_path(outcome.source, outcome.output, overwrite)
-            layout = frame_layout(outcome.source)
+            layout = frame_layout(outcome.source) if segment_frames > 0 else None
             segments = plan_segments(*layout, segment_frames, reach) if layout else []
             planned.append(_Job(outcome, segments if len(segments) > 1 else []))
         except VidgenError as exc:
