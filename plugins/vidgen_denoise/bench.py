@@ -63,7 +63,6 @@ def bench_command(size: str, frames: int, sigmas: str, tile: int, weights: Path 
     import vidgen
     from vidgen.synth import camera_path, evaluation_photos
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     width, height = (int(v) for v in size.lower().split("x"))
     photos = evaluation_photos()
     cleans = [camera_path(photo, width, height, frames, seed=i) for i, photo in enumerate(photos.values())]

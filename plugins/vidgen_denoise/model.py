@@ -17,22 +17,23 @@ class TemporalREDNet(nn.Module):
 
     Input `(B, 3 * frames + 1, H, W)`: the frames in time order, then the noise level σ/255 (0 = unknown).
     Output `(B, 3, H, W)`: the restored centre frame (centre input minus the predicted residual).
-    The input is folded 2×2 into channels (as in FFDNet), so every convolution runs at 1/2 or 1/4
-    resolution: encoder convolutions (one strided), a 1/4-resolution body with a residual skip, and a
-    transposed-convolution decoder that adds the encoder features of the same resolution (RED-Net's
-    symmetric skips); the residual is unfolded back to full resolution.
+    Encoder: a full-resolution convolution, then strided convolutions to 1/2 and 1/4 resolution (`width`,
+    2×, 4× channels); a 1/4-resolution body with a residual skip; decoder: transposed convolutions back up,
+    each adding the encoder features of the same resolution (RED-Net's symmetric skips).
     """
 
-    def __init__(self, frames: int = 5, width: int = 48, body_layers: int = 4) -> None:
+    def __init__(self, frames: int = 5, width: int = 24, body_layers: int = 3) -> None:
         super().__init__()
         self.frames, self.width, self.body_layers = frames, width, body_layers
-        self.head = conv(4 * (3 * frames + 1), width)
-        self.enc = conv(width, width)
-        self.down = conv(width, 2 * width, stride=2)
-        self.body = nn.ModuleList(conv(2 * width, 2 * width) for _ in range(body_layers))
-        self.up = nn.ConvTranspose2d(2 * width, width, 4, 2, 1)
-        self.dec = conv(width, width)
-        self.tail = conv(width, 12)
+        self.head = conv(3 * frames + 1, width)
+        self.down1 = conv(width, 2 * width, stride=2)
+        self.enc1 = conv(2 * width, 2 * width)
+        self.down2 = conv(2 * width, 4 * width, stride=2)
+        self.body = nn.ModuleList(conv(4 * width, 4 * width) for _ in range(body_layers))
+        self.up2 = nn.ConvTranspose2d(4 * width, 2 * width, 4, 2, 1)
+        self.dec1 = conv(2 * width, 2 * width)
+        self.up1 = nn.ConvTranspose2d(2 * width, width, 4, 2, 1)
+        self.tail = conv(width, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
@@ -41,15 +42,15 @@ class TemporalREDNet(nn.Module):
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
         first = 3 * (self.frames // 2)
         centre = x[:, first:first + 3]
-        half = F.relu(self.head(F.pixel_unshuffle(x, 2)))
-        skip = F.relu(self.enc(half))
-        quarter = F.relu(self.down(skip))
+        full = F.relu(self.head(x))
+        half = F.relu(self.enc1(F.relu(self.down1(full))))
+        quarter = F.relu(self.down2(half))
         deep = quarter
         for layer in self.body:
             deep = F.relu(layer(deep))
-        up = F.relu(self.up(deep + quarter) + skip)
-        residual = F.pixel_shuffle(self.tail(F.relu(self.dec(up)) + half), 2)
-        return (centre - residual)[..., :height, :width]
+        half_up = F.relu(self.dec1(F.relu(self.up2(deep + quarter) + half)))
+        full_up = F.relu(self.up1(half_up) + full)
+        return (centre - self.tail(full_up))[..., :height, :width]
 
     def config(self) -> dict[str, int]:
         return {"frames": self.frames, "width": self.width, "body_layers": self.body_layers}

@@ -21,7 +21,7 @@ def load_model(path: str | Path) -> TemporalREDNet:
     try:
         width, in_channels = tensors["head.weight"].shape[:2]
         body_layers = len({key.split(".")[1] for key in tensors if key.startswith("body.")})
-        model = TemporalREDNet((in_channels // 4 - 1) // 3, width, body_layers)
+        model = TemporalREDNet((in_channels - 1) // 3, width, body_layers)
         model.load_state_dict(tensors)
     except (KeyError, RuntimeError) as exc:
         raise VidgenError(f"{path}: not a denoise RED-Net weights file ({type(exc).__name__})") from None

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vidgen.engine import resolve_device
 from vidgen.training import command_line, load_images, random_crops, save_weights, set_seed, split_holdout
 from vidgen_denoise.model import TemporalREDNet
 
@@ -117,9 +118,10 @@ def validation_set(images: list[np.ndarray], frames: int, seed: int) -> dict[str
     return {"temporal": (network_input(noisy, blind), target), "per-frame": (network_input(single, blind), target)}
 
 
-def mean_psnr(model: TemporalREDNet, inputs: torch.Tensor, target: torch.Tensor) -> float:
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        out = torch.cat([model(chunk) for chunk in inputs.split(8)]).float().clamp(0, 1)
+def mean_psnr(model: TemporalREDNet, inputs: torch.Tensor, target: torch.Tensor, device: torch.device) -> float:
+    """Mean PSNR (dB) of the model's outputs on `inputs` `(N, 3K+1, H, W)` against `target` `(N, 3, H, W)`."""
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16):
+        out = torch.cat([model(chunk.to(device)).float().cpu() for chunk in inputs.split(8)]).clamp(0, 1)
     mse = (out - target).pow(2).flatten(1).mean(1)
     return float((10 * torch.log10(1 / mse)).mean())
 
@@ -132,58 +134,60 @@ def mean_psnr(model: TemporalREDNet, inputs: torch.Tensor, target: torch.Tensor)
 @click.option("--minutes", type=float, default=15.0, show_default=True, help="Wall-clock training budget.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--frames", type=int, default=5, show_default=True, help="Neighbouring frames the network sees (odd).")
-@click.option("--width", type=int, default=48, show_default=True, help="Channels at 1/2 resolution (2x at 1/4).")
-@click.option("--body-layers", type=int, default=4, show_default=True, help="Convolutions at 1/4 resolution.")
+@click.option("--width", type=int, default=24, show_default=True, help="Channels at full resolution (2x at 1/2, 4x at 1/4).")
+@click.option("--body-layers", type=int, default=3, show_default=True, help="Convolutions at 1/4 resolution.")
 @click.option("--batch", type=int, default=16, show_default=True)
 @click.option("--patch", type=int, default=64, show_default=True, help="Training crop size in pixels.")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate (cosine-decayed over the budget).")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA if available), cpu or cuda.")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint beside --out.")
 @click.option("--validate-every", type=float, default=90.0, show_default=True, help="Seconds between validations and checkpoints.")
 def train_command(images: str, out: str, minutes: float, seed: int, frames: int, width: int, body_layers: int,
-                  batch: int, patch: int, lr: float, resume: bool, validate_every: float) -> None:
+                  batch: int, patch: int, lr: float, device: str, resume: bool, validate_every: float) -> None:
     """Train the denoiser on clips made from still photographs with synthetic camera motion and noise."""
     if frames < 1 or frames % 2 == 0:
         raise click.BadParameter("must be odd", param_hint="--frames")
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch_device = resolve_device(device)
     rng = set_seed(seed)
     train_images, held_out = split_holdout(load_images(images, min_size=patch + 64))
     if not held_out:
         train_images, held_out = train_images[1:], train_images[:1]
     validation = validation_set(held_out, frames, seed)
-    model = TemporalREDNet(frames, width, body_layers).to(memory_format=torch.channels_last)
+    model = TemporalREDNet(frames, width, body_layers).to(torch_device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     checkpoint = Path(out).with_suffix(".ckpt.pt")
-    step, elapsed, best = 0, 0.0, -math.inf
+    step, elapsed = 0, 0.0
     if resume:
         if not checkpoint.is_file():
             raise click.ClickException(f"{checkpoint}: no checkpoint to resume from")
-        state = torch.load(checkpoint, weights_only=True)
+        state = torch.load(checkpoint, map_location=torch_device, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        step, elapsed, best = state["step"], state["elapsed"], state["best"]
+        step, elapsed = state["step"], state["elapsed"]
         rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
         click.echo(f"resumed at step {step}, {elapsed / 60:.1f} min")
     budget = minutes * 60
     click.echo(f"{len(train_images)} training / {len(held_out)} validation images; "
                f"{sum(p.numel() for p in model.parameters())} parameters; budget {minutes} min")
     started, last_check, running = time.perf_counter() - elapsed, elapsed, 0.0
 
-    def save(final: bool) -> None:
+    def save(scores: dict[str, float]) -> None:
+        """Write the current weights (with their validation scores) and a resumable checkpoint."""
         metadata = {**model.config(), "step": step, "minutes": round(elapsed / 60, 2), "seed": seed,
                     "command": command_line(), "val_psnr_sigma25": scores}
-        if final or scores["temporal"] >= best:
-            save_weights(out, model.state_dict(), metadata)
+        save_weights(out, model.state_dict(), metadata)
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                    "elapsed": elapsed, "best": max(best, scores["temporal"]),
-                    "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}, checkpoint)
+                    "elapsed": elapsed, "numpy_rng": rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state()}, checkpoint)
 
     while elapsed < budget:
         for group in optimizer.param_groups:
             group["lr"] = lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * elapsed / budget)))
         inputs, target = training_batch(train_images, batch, patch, frames, rng)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = F.mse_loss(model(inputs.contiguous(memory_format=torch.channels_last)).float(), target)
+        inputs = inputs.to(torch_device, memory_format=torch.channels_last)
+        with torch.autocast(torch_device.type, dtype=torch.bfloat16):
+            loss = F.mse_loss(model(inputs).float(), target.to(torch_device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -193,11 +197,9 @@ def train_command(images: str, out: str, minutes: float, seed: int, frames: int,
         if elapsed - last_check >= validate_every or elapsed >= budget:
             last_check = elapsed
             model.eval()
-            scores = {name: round(mean_psnr(model, *data), 2) for name, data in validation.items()}
+            scores = {name: round(mean_psnr(model, *data, torch_device), 2) for name, data in validation.items()}
             model.train()
             click.echo(f"step {step}  {elapsed / 60:.1f} min  loss {running:.5f}  "
-                       f"val PSNR σ25 temporal {scores['temporal']:.2f} dB  per-frame {scores['per-frame']:.2f} dB",
-                       err=False)
-            save(final=elapsed >= budget)
-            best = max(best, scores["temporal"])
+                       f"val PSNR σ25 temporal {scores['temporal']:.2f} dB  per-frame {scores['per-frame']:.2f} dB")
+            save(scores)
     click.echo(f"wrote {out}")
