@@ -11,7 +11,7 @@ import numpy as np
 
 from vidgen.metrics import psnr, ssim
 
-NLM_H_FACTORS = (0.6, 0.8, 1.0, 1.2)  # fastNlMeans filter strength h tried per σ, as multiples of σ
+NLM_H_FACTORS = (0.3, 0.45, 0.6, 0.8, 1.0)  # fastNlMeans filter strength h tried per σ, as multiples of σ
 
 
 def add_gaussian_noise(clip: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
@@ -47,12 +47,14 @@ def timed(method: Callable[[np.ndarray], np.ndarray], clips: list[np.ndarray]) -
 @click.option("--frames", type=int, default=8, show_default=True, help="Frames per clip (one clip per photo).")
 @click.option("--sigmas", default="15,25,50", show_default=True, help="Gaussian noise levels (0-255 scale).")
 @click.option("--tile", type=int, default=1024, show_default=True, help="denoise.tile for the network runs.")
+@click.option("--compare-tile", type=int, default=320, show_default=True,
+              help="Also time temporal mode with this tile size on the last σ's clips (0 = skip).")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Weights to benchmark (default: the shipped model).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def bench_command(size: str, frames: int, sigmas: str, tile: int, weights: Path | None, device: str,
-                  seed: int) -> None:
+def bench_command(size: str, frames: int, sigmas: str, tile: int, compare_tile: int, weights: Path | None,
+                  device: str, seed: int) -> None:
     """PSNR/SSIM/fps of fastNlMeans (h tuned per σ), per-frame and temporal denoise on unseen photographs.
 
     Clips: scikit-image's astronaut, coffee, chelsea and rocket seen by a panning, zooming camera, with
@@ -89,3 +91,10 @@ def bench_command(size: str, frames: int, sigmas: str, tile: int, weights: Path 
             outputs, fps = timed(method, noisy)
             value_psnr, value_ssim = scores(outputs, cleans)
             click.echo(f"| {sigma:g} | {label} | {value_psnr:.2f} | {value_ssim:.3f} | {fps:.1f} |")
+    if compare_tile:
+        tiled = vidgen.processor("denoise", device=device, **{**options, "tile": compare_tile})
+        tiled(cleans[0][:3])
+        _, tiled_fps = timed(tiled, noisy)
+        _, whole_fps = timed(networks["vidgen temporal (frames=5)"], noisy)
+        click.echo(f"\ntemporal mode speed at σ={sigma:g}: tile={tile} {whole_fps:.1f} fps, "
+                   f"tile={compare_tile} {tiled_fps:.1f} fps")
