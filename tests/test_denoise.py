@@ -102,8 +102,24 @@ def test_unusable_weights_are_rejected(tiny_weights: Path, tmp_path: Path) -> No
         vidgen.processor("denoise", device="cpu", weights=tmp_path / "missing.safetensors")(torch.rand(2, 3, 16, 16))
     other = tmp_path / "other.safetensors"
     save_weights(other, {"conv.weight": torch.zeros(3, 3, 3, 3)}, {})
-    with pytest.raises(vidgen.VidgenError, match="not a denoise"):
+    with pytest.raises(vidgen.VidgenError, match="not a"):
         vidgen.processor("denoise", device="cpu", weights=other)(torch.rand(2, 3, 16, 16))
+
+
+def test_spandrel_dncnn_checkpoint_runs_per_frame(tmp_path: Path) -> None:
+    pytest.importorskip("spandrel")
+    from spandrel.architectures.DnCNN import DnCNNArch
+
+    torch.manual_seed(0)
+    dncnn = DnCNNArch().load({f"model.{i}.{kind}": torch.randn(8, 3 if i == 0 else 8, 3, 3) if kind == "weight"
+                              else torch.zeros(8) for i in range(0, 15, 2) for kind in ("weight", "bias")}
+                             | {"model.16.weight": torch.randn(3, 8, 3, 3) * 0.01, "model.16.bias": torch.zeros(3)})
+    path = tmp_path / "dncnn.pth"
+    torch.save(dncnn.model.state_dict(), path)
+    frames = torch.rand(3, 3, 40, 56)
+    out = vidgen.processor("denoise", device="cpu", precision="fp32", weights=path)(frames)
+    with torch.no_grad():
+        assert torch.allclose(out, dncnn.model(frames).clamp(0, 1), atol=1e-5)
 
 
 def test_cli_run_keeps_every_frame(cli, tmp_path: Path, tiny_weights: Path) -> None:

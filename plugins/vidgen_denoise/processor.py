@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -17,7 +18,10 @@ ALIGN = 4  # the network works at 1/2 and 1/4 resolution: tiles start on multipl
 
 def load_model(path: str | Path) -> TemporalREDNet:
     """A `TemporalREDNet` with its shape (frames, width, body layers) read from the weight tensors."""
-    tensors, _ = load_weights(path)
+    return rednet_from_tensors(load_weights(path)[0], path)
+
+
+def rednet_from_tensors(tensors: dict[str, torch.Tensor], path: str | Path) -> TemporalREDNet:
     try:
         width, in_channels = tensors["head.weight"].shape[:2]
         body_layers = len({key.split(".")[1] for key in tensors if key.startswith("body.")})
@@ -26,6 +30,27 @@ def load_model(path: str | Path) -> TemporalREDNet:
     except (KeyError, RuntimeError) as exc:
         raise VidgenError(f"{path}: not a denoise RED-Net weights file ({type(exc).__name__})") from None
     return model
+
+
+def load_spandrel_denoiser(tensors: dict[str, torch.Tensor], path: str | Path,
+                           device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A single-frame RGB restoration checkpoint of the field (DnCNN, FBCNN, SCUNet, ...) via spandrel:
+    a callable `(N, 3, H, W)` → `(N, 3, H, W)`."""
+    try:
+        from spandrel import ImageModelDescriptor, ModelLoader
+    except ImportError:
+        raise VidgenError(f"{path}: not a vidgen denoise file; DnCNN-style checkpoints load through spandrel: "
+                          "pip install 'vidgen[models]'") from None
+    try:
+        descriptor = ModelLoader(device).load_from_state_dict(tensors)
+    except Exception as exc:
+        raise VidgenError(f"{path}: not a denoise RED-Net weights file, and spandrel cannot load it "
+                          f"({type(exc).__name__})") from None
+    if (not isinstance(descriptor, ImageModelDescriptor) or descriptor.scale != 1
+            or descriptor.input_channels != 3 or descriptor.output_channels != 3):
+        raise VidgenError(f"{path}: {descriptor.architecture.name} is not a same-size RGB restoration model")
+    descriptor.model.eval()
+    return descriptor
 
 
 def tile_spans(length: int, tile: int) -> list[tuple[int, int]]:
@@ -59,8 +84,14 @@ class Denoise(Processor):
 
     def setup(self, context: ProcessorContext) -> None:
         super().setup(context)
-        self.model = load_model(self.settings.weights or SHIPPED_WEIGHTS).eval().to(context.device)
-        self.model = self.model.to(memory_format=torch.channels_last)
+        path = self.settings.weights or SHIPPED_WEIGHTS
+        tensors, _ = load_weights(path)
+        self.external: Callable[[torch.Tensor], torch.Tensor] | None = None
+        if "head.weight" not in tensors:
+            self.external = load_spandrel_denoiser(tensors, path, context.device)
+            context.log(f"denoise: {path} is a single-frame model: neighbouring frames and sigma are not used")
+            return
+        self.model = rednet_from_tensors(tensors, path).eval().to(context.device, memory_format=torch.channels_last)
         if self.settings.frames not in (1, self.model.frames):
             raise VidgenError(f"denoise: these weights take frames=1 or frames={self.model.frames}, "
                               f"not {self.settings.frames}")
@@ -81,9 +112,9 @@ class Denoise(Processor):
         level = torch.full_like(stacked[:, :1], self.settings.sigma / 255)
         return torch.cat([stacked, level], 1)
 
-    def denoise(self, inputs: torch.Tensor) -> torch.Tensor:
-        """`(N, 3K + 1, H, W)` → `(N, 3, H, W)`, tile by tile; each tile is computed with `TILE_MARGIN` pixels
-        of surrounding context that are then discarded, so tiles join without seams."""
+    def denoise(self, inputs: torch.Tensor, network: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """`network` on `(N, C, H, W)` inputs → `(N, 3, H, W)`, tile by tile; each tile is computed with
+        `TILE_MARGIN` pixels of surrounding context that are then discarded, so tiles join without seams."""
         height, width = inputs.shape[-2:]
         tile = self.settings.tile or max(height, width)
         out = torch.empty_like(inputs[:, :3])
@@ -93,10 +124,13 @@ class Denoise(Processor):
                 y1, x1 = min(y_end + TILE_MARGIN, height), min(x_end + TILE_MARGIN, width)
                 patch = inputs[:, :, y0:y1, x0:x1].contiguous(memory_format=torch.channels_last)
                 with self.ctx.autocast():
-                    restored = self.model(patch).float()
+                    restored = network(patch).float()
                 out[:, :, y:y_end, x:x_end] = restored[:, :, y - y0:y_end - y0, x - x0:x_end - x0]
         return out.clamp_(0, 1)
 
     def process(self, group: FrameGroup) -> FrameGroup:
-        inputs = self.network_inputs(group)
-        return group.with_frames(torch.cat([self.denoise(chunk) for chunk in inputs.split(4)]))
+        if self.external is not None:
+            inputs, network = group.core_frames, self.external
+        else:
+            inputs, network = self.network_inputs(group), self.model
+        return group.with_frames(torch.cat([self.denoise(chunk, network) for chunk in inputs.split(4)]))
