@@ -8,7 +8,9 @@ import torch.nn.functional as F
 
 
 def style_code(style: int, dim: int) -> torch.Tensor:
-    """The style code `(dim,)` of style number `style`: 0 is the mean look (z = 0), N ≥ 1 is N(0, 1) seeded by N."""
+    """The standardised style code `(dim,)` of style number `style`: 0 → zeros, N ≥ 1 → N(0, 1) seeded by N.
+
+    The processor maps it through the mean and spread of the encoder's codes recorded with the weights."""
     if style == 0:
         return torch.zeros(dim)
     return torch.randn(dim, generator=torch.Generator().manual_seed(style))
@@ -19,17 +21,19 @@ def conv(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
 
 
 class StyleBlock(nn.Module):
-    """conv → instance norm → per-channel scale/shift from the style code (AdaIN) → LeakyReLU."""
+    """conv → per-channel scale/shift from the style code (FiLM) → LeakyReLU.
+
+    No instance normalisation: it would erase which class fills a uniform region (the absolute level).
+    """
 
     def __init__(self, cin: int, cout: int, style_dim: int, stride: int = 1) -> None:
         super().__init__()
         self.conv = conv(cin, cout, stride)
-        self.norm = nn.InstanceNorm2d(cout, affine=False)
         self.modulation = nn.Linear(style_dim, 2 * cout)
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         scale, shift = self.modulation(z)[:, :, None, None].chunk(2, 1)
-        return F.leaky_relu(self.norm(self.conv(x)) * (1 + scale) + shift, 0.2)
+        return F.leaky_relu(self.conv(x) * (1 + scale) + shift, 0.2)
 
 
 class Generator(nn.Module):

@@ -29,7 +29,7 @@ class Seg2Vid(Processor):
     description = ("Segmentation-label video (palette colours, nearest match) → photo-like video. "
                    f"Classes (RGB): {palette_text()}.")
     options = (
-        Option("style", int, 0, "style number, kept for the whole video: 0 = mean look, N >= 1 = style code drawn with seed N"),
+        Option("style", int, 0, "style number, kept for the whole video: 0 = the training photos' mean style code, N >= 1 = a code drawn with seed N from their spread"),
         Option("temporal", bool, True, "condition each frame on the previous output (false: independent frames, flickers more)"),
         Option("weights", Path, None, "generator weights (.safetensors from `vidgen train seg2vid`); default: shipped model"),
     )
@@ -51,7 +51,10 @@ class Seg2Vid(Processor):
             raise VidgenError(f"seg2vid: weights do not fit the seg2vid generator ({type(exc).__name__}: {exc})") from None
         self.generator.to(self.device).eval()
         self.classes = self.generator.classes
-        self.z = style_code(self.settings.style, self.generator.style_dim)[None].to(self.device)
+        dim = self.generator.style_dim
+        mean = torch.tensor(meta.get("style_mean", [0.0] * dim))
+        spread = torch.tensor(meta.get("style_std", [1.0] * dim))
+        self.z = (mean + spread * style_code(self.settings.style, dim))[None].to(self.device)
         self.previous: torch.Tensor | None = None  # last output, padded, (1, 3, H8, W8)
 
     def generate(self, labels: torch.Tensor) -> torch.Tensor:

@@ -249,10 +249,13 @@ def train_command(images_dir: str | None, pairs_dir: str | None, out_path: str, 
         if now >= deadline:
             break
     save_checkpoint()
+    with torch.no_grad(), autocast:  # where the encoder puts real photos: styles are drawn from this spread
+        codes = encoder(sample_clips(train_pairs, crop, 64, rng).photo0)[0].float()
     val_psnr, val_accuracy = validate(generator, valid_batch, classes, autocast, images_dir is not None)
     seconds = trained_seconds + time.monotonic() - started
     save_weights(out_path_, generator.state_dict(), {
         "classes": classes, "class_names": names, "style_dim": generator.style_dim, "widths": list(generator.widths),
+        "style_mean": [round(v, 4) for v in codes.mean(0).tolist()], "style_std": [round(v, 4) for v in codes.std(0).tolist()],
         "command": command_line(), "seed": seed, "steps": step, "crop": crop, "batch": batch, "lr": lr,
         "loss_weights": {"l1": 1.0, "temporal": temporal_weight, "adversarial": adversarial_weight, "kl": kl_weight}, "train_minutes": round(seconds / 60, 1),
         "data": str(images_dir or pairs_dir), "train_pairs": len(kept), "validation_pairs": len(held),
