@@ -141,6 +141,7 @@ def validate(generator: Generator, batch: ClipBatch, classes: int, autocast: tor
 
 
 def describe(val_psnr: float, val_accuracy: float | None) -> str:
+    """The validation part of a progress line."""
     accuracy = "n/a" if val_accuracy is None else f"{val_accuracy:.1%}"
     return f"val PSNR {val_psnr:.2f} dB, label accuracy {accuracy}"
 
@@ -148,7 +149,7 @@ def describe(val_psnr: float, val_accuracy: float | None) -> str:
 @click.command("seg2vid")
 @click.option("--images", "images_dir", type=click.Path(file_okay=False), help="Photos only: labels come from the built-in segmentation (how the shipped model was trained).")
 @click.option("--pairs", "pairs_dir", type=click.Path(file_okay=False), help="Your own pairs: DIR/images/NAME.png|jpg and class-index DIR/labels/NAME.png.")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=str(DEFAULT_WEIGHTS), show_default=True, help="Weights file to write (.safetensors).")
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=str(DEFAULT_WEIGHTS), show_default=True, help="Weights file to write (.safetensors).")
 @click.option("--minutes", type=float, default=10.0, show_default=True, help="Wall-clock training budget of this run.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--crop", type=int, default=80, show_default=True, help="Training crop size (multiple of 8).")
@@ -159,7 +160,7 @@ def describe(val_psnr: float, val_accuracy: float | None) -> str:
 @click.option("--kl-weight", type=float, default=0.01, show_default=True)
 @click.option("--holdout-every", type=int, default=10, show_default=True, help="Every N-th pair is held out for validation.")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint beside --out.")
-def train_command(images_dir: str | None, pairs_dir: str | None, out_path: str, minutes: float, seed: int, crop: int,
+def train_command(images_dir: str | None, pairs_dir: str | None, out: str, minutes: float, seed: int, crop: int,
                   batch: int, lr: float, temporal_weight: float, adversarial_weight: float, kl_weight: float,
                   holdout_every: int, resume: bool) -> None:
     """Train the seg2vid generator; prints step, losses and validation PSNR / label accuracy."""
@@ -186,8 +187,8 @@ def train_command(images_dir: str | None, pairs_dir: str | None, out_path: str, 
     generator, encoder, critic = Generator(classes), StyleEncoder(), PatchDiscriminator(classes)
     opt_g = torch.optim.Adam([*generator.parameters(), *encoder.parameters()], lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(critic.parameters(), lr, betas=(0.5, 0.999))
-    out_path_ = Path(out_path)
-    checkpoint = out_path_.with_suffix(".ckpt.pt")
+    out_path = Path(out)
+    checkpoint = out_path.with_suffix(".ckpt.pt")
     step, trained_seconds = 0, 0.0
     if resume:
         if not checkpoint.is_file():
@@ -207,7 +208,7 @@ def train_command(images_dir: str | None, pairs_dir: str | None, out_path: str, 
                     "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step,
                     "seconds": trained_seconds + time.monotonic() - started}, checkpoint)
 
-    out_path_.parent.mkdir(parents=True, exist_ok=True)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     while True:  # at least one step, then until the budget is spent
         clips = sample_clips(train_pairs, crop, batch, rng)
         onehot0 = F.one_hot(clips.labels0, classes).permute(0, 3, 1, 2).float()
@@ -253,7 +254,7 @@ def train_command(images_dir: str | None, pairs_dir: str | None, out_path: str, 
         codes = encoder(sample_clips(train_pairs, crop, 64, rng).photo0)[0].float()
     val_psnr, val_accuracy = validate(generator, valid_batch, classes, autocast, images_dir is not None)
     seconds = trained_seconds + time.monotonic() - started
-    save_weights(out_path_, generator.state_dict(), {
+    save_weights(out_path, generator.state_dict(), {
         "classes": classes, "class_names": names, "style_dim": generator.style_dim, "widths": list(generator.widths),
         "style_mean": [round(v, 4) for v in codes.mean(0).tolist()], "style_std": [round(v, 4) for v in codes.std(0).tolist()],
         "command": command_line(), "seed": seed, "steps": step, "crop": crop, "batch": batch, "lr": lr,
@@ -261,4 +262,4 @@ def train_command(images_dir: str | None, pairs_dir: str | None, out_path: str, 
         "data": str(images_dir or pairs_dir), "train_pairs": len(kept), "validation_pairs": len(held),
         "val_psnr_style0": round(val_psnr, 2), "val_label_accuracy": val_accuracy and round(val_accuracy, 4),
     })
-    click.echo(f"done: {step} steps in {seconds / 60:.1f} min; {describe(val_psnr, val_accuracy)}; wrote {out_path_}")
+    click.echo(f"done: {step} steps in {seconds / 60:.1f} min; {describe(val_psnr, val_accuracy)}; wrote {out_path}")
