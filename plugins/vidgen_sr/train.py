@@ -14,11 +14,9 @@ import torch.nn.functional as F
 
 from vidgen.engine import compute_dtype, resolve_device
 from vidgen.errors import VidgenError
-from vidgen.training import command_line, load_images, load_weights, random_crops, save_weights, set_seed
-from vidgen.training import split_holdout
+from vidgen.training import command_line, load_images, load_weights, random_crops, save_weights, set_seed, split_holdout
 from vidgen_sr.evaluate import crop_to_multiple, to_uint8, y_psnr_ssim
-from vidgen_sr.model import SCALES, Discriminator, SRResNet, VGGFeatures, build_generator, downscale
-from vidgen_sr.model import upscale_bicubic
+from vidgen_sr.model import SCALES, Discriminator, SRResNet, VGGFeatures, downscale, upscale_bicubic
 
 VALIDATION_CROP = 256
 ADVERSARIAL_WEIGHT = 1e-3  # SRGAN's weight of the adversarial term
@@ -61,8 +59,8 @@ def cosine_rate(base: float, progress: float) -> float:
 @click.option("--init", "init_path", type=click.Path(dir_okay=False), help="Start the generator from these weights (required for srgan).")
 @click.option("--resume", is_flag=True, help="Continue from OUT.ckpt (written every --checkpoint-every seconds).")
 @click.option("--vgg", "vgg_path", type=click.Path(dir_okay=False), help="torchvision VGG-19 weights for SRGAN's VGG54 content loss.")
-@click.option("--channels", type=int, default=64, show_default=True)
-@click.option("--blocks", type=int, default=6, show_default=True)
+@click.option("--channels", type=int, default=48, show_default=True, help="Generator width (shipped: 48).")
+@click.option("--blocks", type=int, default=5, show_default=True, help="Residual blocks (shipped: 5).")
 @click.option("--batch", type=int, default=16, show_default=True)
 @click.option("--patch", type=int, default=32, show_default=True, help="Low-resolution patch size (HR = patch x scale).")
 @click.option("--lr", "learning_rate", type=float, default=None, help="Peak learning rate [default: 4e-4 srresnet, 5e-5 srgan].")
@@ -109,7 +107,11 @@ def train_command(images: str, scale: str, model_kind: str, out: str, minutes: f
         discriminator = Discriminator().to(torch_device, memory_format=torch.channels_last)
         d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=1e-4, betas=(0.9, 0.99))
         if vgg_path:
-            vgg = VGGFeatures(load_weights(vgg_path)[0]).to(torch_device, memory_format=torch.channels_last)
+            try:
+                vgg = VGGFeatures(load_weights(vgg_path)[0])
+            except ValueError as exc:
+                raise VidgenError(f"{vgg_path}: {exc}") from None
+            vgg = vgg.to(torch_device, memory_format=torch.channels_last)
 
     step, elapsed_before = 0, 0.0
     if resume:
