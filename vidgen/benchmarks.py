@@ -15,35 +15,13 @@ import numpy as np
 
 
 def write_test_clip(path: Path, seconds: float, width: int, height: int, fps: int = 25) -> None:
-    """A real-photo camera-motion clip with an AAC track (repeats a 4 s motion to reach `seconds`)."""
-    from fractions import Fraction
-
-    import av
-
-    from vidgen.synth import camera_path, evaluation_photos
+    """A real-photo camera-motion clip with an AAC track (a 4 s motion played back and forth to reach `seconds`)."""
+    from vidgen.synth import camera_path, evaluation_photos, write_clip
 
     cycle = camera_path(evaluation_photos()["coffee"], width, height, 4 * fps)
-    frames = int(seconds * fps)
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=fps)
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        video.options = {"crf": "20", "preset": "veryfast"}
-        audio = container.add_stream("aac", rate=48000)
-        samples = 0
-        for index in range(frames):
-            rgb = cycle[index % len(cycle)] if (index // len(cycle)) % 2 == 0 else cycle[-1 - index % len(cycle)]
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts = index
-            container.mux(video.encode(frame))
-            while samples < (index + 1) * 48000 // fps:
-                t = (samples + np.arange(1024)) / 48000
-                chunk = av.AudioFrame.from_ndarray((0.2 * np.sin(2 * np.pi * 440 * t))[None].astype(np.float32),
-                                                   format="fltp", layout="mono")
-                chunk.sample_rate, chunk.pts, chunk.time_base = 48000, samples, Fraction(1, 48000)
-                container.mux(audio.encode(chunk))
-                samples += 1024
-        container.mux(video.encode(None))
-        container.mux(audio.encode(None))
+    bounce = np.concatenate([cycle, cycle[::-1]])
+    frames = (bounce[index % len(bounce)] for index in range(int(seconds * fps)))
+    write_clip(path, frames, fps, audio=True, options={"crf": "20", "preset": "veryfast"})
 
 
 def timed(command: list[str]) -> tuple[float, float]:

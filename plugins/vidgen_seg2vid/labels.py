@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vidgen.synth import camera_path
+
 from vidgen.errors import VidgenError
 
 HERE = Path(__file__).parent
@@ -127,18 +129,4 @@ def label_path(labels: np.ndarray, width: int, height: int, frames: int, pan: fl
                seed: int | None = None) -> np.ndarray:
     """`(frames, height, width)` uint8 views of a class map `(H, W)` along the same pan and zoom as
     `vidgen.synth.camera_path` with the same arguments, resampled nearest-neighbour (no mixed classes)."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    angle = rng.uniform(0, 2 * np.pi) if seed is not None else 0.0
-    ph, pw = labels.shape[:2]
-    out = np.empty((frames, height, width), np.uint8)
-    for t in range(frames):
-        s = t / max(frames - 1, 1)
-        scale = max(width / pw, height / ph) * 1.25 * (1.0 + zoom * s)
-        cx = pw / 2 + (s - 0.5) * pan * pw * np.cos(angle)
-        cy = ph / 2 + (s - 0.5) * pan * ph * np.sin(angle) + np.sin(s * np.pi) * 0.04 * ph
-        matrix = np.array([[scale, 0, width / 2 - scale * cx], [0, scale, height / 2 - scale * cy]])
-        out[t] = cv2.warpAffine(labels, matrix, (width, height), flags=cv2.INTER_NEAREST,
-                                borderMode=cv2.BORDER_REFLECT)
-    return out
+    return camera_path(labels, width, height, frames, pan, zoom, seed, nearest=True)
