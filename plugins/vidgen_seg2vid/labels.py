@@ -16,9 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vidgen.synth import camera_path
-
 from vidgen.errors import VidgenError
+from vidgen.synth import camera_path
 
 HERE = Path(__file__).parent
 SEGMENTATION_FILE = HERE / "segmentation.json"
