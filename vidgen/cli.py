@@ -202,7 +202,8 @@ def list_plugins(as_json: bool) -> None:
         click.echo(f"{entry['name']} ({entry['package']} {entry['version']}): {entry['description']}")
         for option in entry["options"]:
             choices = f" [{'|'.join(option['choices'])}]" if "choices" in option else ""
-            click.echo(f"    {entry['name']}.{option['name']}={option['default']!s:<10} {option['type']}{choices}: {option['help']}")
+            setting = f"{entry['name']}.{option['name']}={'' if option['default'] is None else option['default']}"
+            click.echo(f"    {setting:<28} {option['type']}{choices}: {option['help']}")
 
 
 def _jsonable(value: Any) -> Any:

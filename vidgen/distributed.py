@@ -73,7 +73,7 @@ class Reach:
 
     @classmethod
     def of(cls, processors: list[Processor]) -> Reach:
-        before = sum(p.context[0] + p.group_size - 1 + int(getattr(p, "warmup_frames", 0)) for p in processors)
+        before = sum(p.context[0] + p.group_size - 1 + p.warmup_frames for p in processors)
         after = sum(p.context[1] + p.group_size for p in processors)
         align = math.lcm(*(p.group_size for p in processors)) if processors else 1
         return cls(before, after, align)

@@ -128,7 +128,9 @@ class Processor(abc.ABC):
     """Base class of every vidgen processor.
 
     Subclasses set `name`, `description`, `options`; may set `group_size` and `context` (frames needed
-    before/after each group) in `__init__` from their options; implement `process`.
+    before/after each group) in `__init__` from their options; implement `process`. A processor whose
+    state carries across groups sets `warmup_frames`: a distributed run starting mid-video processes that
+    many earlier frames first (discarding their output) so the state is rebuilt.
     """
 
     name: ClassVar[str] = ""
@@ -137,6 +139,7 @@ class Processor(abc.ABC):
 
     group_size: int = 8
     context: tuple[int, int] = (0, 0)
+    warmup_frames: int = 0  # frames of history a stateful processor needs to rebuild its state mid-video
 
     def __init__(self, **options: Any) -> None:
         known = {option.name: option for option in self.options}

@@ -126,6 +126,7 @@ class Inpaint(Processor):
         self.boxes = parse_boxes(s.box) if s.box else []
         self.group_size = s.group
         self.context = (3, 3) if s.propagate else (0, 0)
+        self.warmup_frames = s.group  # the converged z of earlier frames seeds the next search
 
     def setup(self, context: ProcessorContext) -> None:
         super().setup(context)

@@ -40,6 +40,7 @@ class Seg2Vid(Processor):
             raise VidgenError("seg2vid: style must be >= 0")
         self.group_size = 8
         self.context = (0, 0)
+        self.warmup_frames = 8  # the previous output frame and style carry over: rebuild them before a cut
 
     def setup(self, context: ProcessorContext) -> None:
         super().setup(context)
