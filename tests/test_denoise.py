@@ -62,7 +62,7 @@ def test_tiled_output_equals_whole_frame(tiny_weights: Path) -> None:
 
 
 def test_temporal_inputs_repeat_nearest_frame_at_the_ends(tiny_weights: Path) -> None:
-    denoise = Denoise(weights=tiny_weights)
+    denoise = Denoise(weights=tiny_weights, align=False)
     denoise.model = load_model(tiny_weights)
     frames = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1).expand(4, 3, 2, 2)
     group = FrameGroup(frames, [0, 1, 2, 3], [0, 1, 2, 3], core=slice(0, 2))  # start of a video: no frames before
@@ -70,6 +70,20 @@ def test_temporal_inputs_repeat_nearest_frame_at_the_ends(tiny_weights: Path) ->
     assert inputs.shape == (2, 16, 2, 2)
     assert inputs[0, :15:3, 0, 0].tolist() == [0, 0, 0, 1, 2]
     assert inputs[1, :15:3, 0, 0].tolist() == [0, 0, 1, 2, 3]
+
+
+def test_alignment_warps_neighbours_onto_the_centre_frame(tiny_weights: Path) -> None:
+    from vidgen.synth import camera_path, evaluation_photos
+
+    clip = torch.from_numpy(camera_path(evaluation_photos()["astronaut"], 192, 128, 5, pan=0.1)).permute(0, 3, 1, 2) / 255
+    group = FrameGroup(clip, list(range(5)), list(range(5)), core=slice(2, 3))
+    errors = {}
+    for align in (False, True):
+        denoise = Denoise(weights=tiny_weights, align=align)
+        denoise.model = load_model(tiny_weights)
+        neighbours = denoise.network_inputs(group)[0, :15].view(5, 3, 128, 192)
+        errors[align] = float((neighbours[[0, 4], :, 8:-8, 8:-8] - clip[2, :, 8:-8, 8:-8]).abs().mean())
+    assert errors[True] < 0.3 * errors[False]  # measured 0.036 vs 0.263 for the outer neighbours
 
 
 def test_per_frame_mode_ignores_neighbours(tiny_weights: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from vidgen import FrameGroup, Option, Processor, ProcessorContext, VidgenError
@@ -13,6 +14,7 @@ from vidgen_denoise.model import TemporalREDNet
 
 SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "denoise_rednet_k5.safetensors"
 TILE_MARGIN = 32  # pixels of context around each tile, beyond the network's receptive field radius
+MIN_FLOW_SIZE = 16  # smaller frames are not aligned (DIS optical flow needs at least 12 pixels)
 ALIGN = 4  # the network works at 1/2 and 1/4 resolution: tiles start on multiples of 4 pixels
 
 
@@ -53,6 +55,30 @@ def load_spandrel_denoiser(tensors: dict[str, torch.Tensor], path: str | Path,
     return descriptor
 
 
+def flow_to_neighbour(centre: torch.Tensor, neighbour: torch.Tensor) -> torch.Tensor:
+    """DIS optical flow `(H, W, 2)` from `centre` to `neighbour` (`(3, H, W)` noisy frames), computed on
+    blurred luma so that noise does not steer it."""
+    import cv2
+
+    def luma(frame: torch.Tensor) -> np.ndarray:
+        grey = (frame.float().mean(0) * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+        return cv2.GaussianBlur(grey, (0, 0), 1.5)
+
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+    return torch.from_numpy(dis.calc(luma(centre), luma(neighbour), None))
+
+
+def warp_by_flow(frame: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Sample `frame` `(3, H, W)` at `x + flow(x)`: the neighbour seen from the centre frame's pixel grid."""
+    height, width = frame.shape[-2:]
+    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    flow = flow.to(frame.device)
+    grid = torch.stack([(xs.to(frame.device) + flow[..., 0]) / max(width - 1, 1),
+                        (ys.to(frame.device) + flow[..., 1]) / max(height - 1, 1)], -1) * 2 - 1
+    return torch.nn.functional.grid_sample(frame[None].float(), grid[None], mode="bilinear",
+                                           padding_mode="border", align_corners=True)[0]
+
+
 def tile_spans(length: int, tile: int) -> list[tuple[int, int]]:
     """Split `length` pixels into the fewest equal spans of at most about `tile` pixels, starting on
     multiples of `ALIGN`: `[(start, stop), ...]`."""
@@ -67,6 +93,7 @@ class Denoise(Processor):
     options = (
         Option("frames", int, 5, "frames the network sees: 5 = temporal (neighbours), 1 = each frame alone"),
         Option("sigma", float, 0.0, "noise standard deviation on the 0-255 scale if known; 0 = blind"),
+        Option("align", bool, True, "temporal mode: warp neighbours onto each frame with optical flow first"),
         Option("tile", int, 1024, "split frames larger than this many pixels into equal tiles (0 = never)"),
         Option("weights", Path, None, "weights file (default: the shipped model)"),
     )
@@ -107,7 +134,12 @@ class Denoise(Processor):
                 chosen = [centre] * self.model.frames
             else:
                 chosen = [min(max(centre + offset, 0), last) for offset in range(-half, half + 1)]
-            stacks.append(frames[chosen].flatten(0, 1))
+            if self.settings.align and self.settings.frames > 1 and min(frames.shape[-2:]) >= MIN_FLOW_SIZE:
+                stacks.append(torch.cat([frames[centre] if index == centre else
+                                         warp_by_flow(frames[index], flow_to_neighbour(frames[centre], frames[index]))
+                                         for index in chosen]))
+            else:
+                stacks.append(frames[chosen].flatten(0, 1))
         stacked = torch.stack(stacks)
         level = torch.full_like(stacked[:, :1], self.settings.sigma / 255)
         return torch.cat([stacked, level], 1)

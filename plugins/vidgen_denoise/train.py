@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from vidgen.engine import resolve_device
-from vidgen.training import command_line, load_images, random_crops, save_weights, set_seed, split_holdout
+from vidgen.training import (command_line, load_images, load_weights, random_crops, save_weights, set_seed,
+                             split_holdout)
 from vidgen_denoise.model import TemporalREDNet
 
 MAX_SIGMA = 55.0
@@ -79,23 +80,23 @@ def network_input(noisy: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
     return torch.cat([noisy.reshape(batch, 3 * frames, height, width), level_map], 1)
 
 
-def training_batch(images: list[np.ndarray], batch: int, size: int, frames: int,
-                   rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def training_batch(images: list[np.ndarray], batch: int, size: int, frames: int, rng: np.random.Generator,
+                   max_speed: float = 6.0, single_share: float = 0.25) -> tuple[torch.Tensor, torch.Tensor]:
     """One batch: (network input `(B, 3K+1, P, P)`, clean centre frames `(B, 3, P, P)`).
 
-    A quarter of the clips repeat the noisy centre frame in every slot (per-frame mode), and a tenth
-    replicate the first or last one or two frames, as the processor does at the ends of a video.
+    `single_share` of the clips repeat the noisy centre frame in every slot (per-frame mode), and a
+    tenth replicate the first or last one or two frames, as the processor does at the ends of a video.
     """
-    margin = int(2 * 6.0 * (frames // 2) + 8)
+    margin = int(2 * max_speed * (frames // 2) + 8)
     crops = random_crops(images, size + 2 * margin, batch, rng, scale_range=(0.5, 1.0))
-    clean = moving_clips(crops, frames, size, rng)
+    clean = moving_clips(crops, frames, size, rng, max_speed)
     noisy, level = add_noise(clean, rng)
     centre = frames // 2
     for i in range(batch):
         draw = rng.random()
-        if draw < 0.25:
+        if draw < single_share:
             noisy[i] = noisy[i, centre]
-        elif draw < 0.35:
+        elif draw < single_share + 0.1:
             missing = int(rng.integers(1, centre + 1))
             if rng.random() < 0.5:
                 noisy[i, :missing] = noisy[i, missing]
@@ -104,12 +105,13 @@ def training_batch(images: list[np.ndarray], batch: int, size: int, frames: int,
     return network_input(noisy, level), clean[:, centre]
 
 
-def validation_set(images: list[np.ndarray], frames: int, seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def validation_set(images: list[np.ndarray], frames: int, seed: int,
+                   max_speed: float = 4.0) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Fixed held-out clips at σ = 25 (blind): 'temporal' (moving clips) and 'per-frame' (centre repeated)."""
     rng = np.random.default_rng(seed + 1)
     size = min(128, (min(min(image.shape[:2]) for image in images) - 64) // 4 * 4)
     crops = random_crops(images, size + 2 * 32, 24, rng)
-    clean = moving_clips(crops, frames, size, rng, max_speed=4.0)
+    clean = moving_clips(crops, frames, size, rng, max_speed)
     noisy = (clean + 25 / 255 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(seed))).clamp(0, 1)
     noisy = noisy.mul(255).round().div(255)
     blind = torch.zeros(len(clean))
@@ -139,11 +141,19 @@ def mean_psnr(model: TemporalREDNet, inputs: torch.Tensor, target: torch.Tensor,
 @click.option("--batch", type=int, default=16, show_default=True)
 @click.option("--patch", type=int, default=64, show_default=True, help="Training crop size in pixels.")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate (cosine-decayed over the budget).")
+@click.option("--max-speed", type=float, default=6.0, show_default=True,
+              help="Largest camera motion between neighbouring training frames, px/frame. The processor aligns "
+                   "neighbours with optical flow first, so a small value (residual misalignment) suits it.")
+@click.option("--single-share", type=float, default=0.25, show_default=True,
+              help="Share of training clips that repeat the centre frame (trains frames=1 mode).")
+@click.option("--init", "init_weights", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Start from these weights (same architecture) instead of random ones.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA if available), cpu or cuda.")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint beside --out.")
 @click.option("--validate-every", type=float, default=90.0, show_default=True, help="Seconds between validations and checkpoints.")
 def train_command(images: str, out: str, minutes: float, seed: int, frames: int, width: int, body_layers: int,
-                  batch: int, patch: int, lr: float, device: str, resume: bool, validate_every: float) -> None:
+                  batch: int, patch: int, lr: float, max_speed: float, single_share: float, init_weights: str | None,
+                  device: str, resume: bool, validate_every: float) -> None:
     """Train the denoiser on clips made from still photographs with synthetic camera motion and noise."""
     if frames < 1 or frames % 2 == 0:
         raise click.BadParameter("must be odd", param_hint="--frames")
@@ -152,8 +162,11 @@ def train_command(images: str, out: str, minutes: float, seed: int, frames: int,
     train_images, held_out = split_holdout(load_images(images, min_size=patch + 64))
     if not held_out:
         train_images, held_out = train_images[1:], train_images[:1]
-    validation = validation_set(held_out, frames, seed)
-    model = TemporalREDNet(frames, width, body_layers).to(torch_device, memory_format=torch.channels_last)
+    validation = validation_set(held_out, frames, seed, min(max_speed, 4.0))
+    model = TemporalREDNet(frames, width, body_layers)
+    if init_weights:
+        model.load_state_dict(load_weights(init_weights)[0])
+    model = model.to(torch_device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     checkpoint = Path(out).with_suffix(".ckpt.pt")
     step, elapsed = 0, 0.0
@@ -184,7 +197,7 @@ def train_command(images: str, out: str, minutes: float, seed: int, frames: int,
     while elapsed < budget:
         for group in optimizer.param_groups:
             group["lr"] = lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * elapsed / budget)))
-        inputs, target = training_batch(train_images, batch, patch, frames, rng)
+        inputs, target = training_batch(train_images, batch, patch, frames, rng, max_speed, single_share)
         inputs = inputs.to(torch_device, memory_format=torch.channels_last)
         with torch.autocast(torch_device.type, dtype=torch.bfloat16):
             loss = F.mse_loss(model(inputs).float(), target.to(torch_device))
