@@ -50,7 +50,7 @@ def test_plugins(register) -> None:
 
 def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
     assert code != 0
-    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("warning: plugin")]
+    lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert "Traceback" not in err
     for fragment in fragments:
