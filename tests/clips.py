@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
+import av
 import numpy as np
 
 from vidgen.synth import write_clip
 
-__all__ = ["moving_pattern", "write_clip"]
+__all__ = ["audio_digest", "decode", "moving_pattern", "write_clip"]
+
+
+def decode(path: Path) -> tuple[np.ndarray, list[int]]:
+    """All video frames of `path` as `(T, H, W, 3)` uint8 RGB, and their pts."""
+    with av.open(str(path)) as container:
+        frames = list(container.decode(video=0))
+    return np.stack([f.to_ndarray(format="rgb24") for f in frames]), [f.pts for f in frames]
+
+
+def audio_digest(path: Path) -> str:
+    """MD5 of the audio packets' bytes (equal digests: the audio was copied bit-exact)."""
+    with av.open(str(path)) as container:
+        return hashlib.md5(b"".join(bytes(p) for p in container.demux(audio=0) if p.size)).hexdigest()
 
 
 def moving_pattern(frames: int, width: int, height: int, seed: int = 0) -> np.ndarray:

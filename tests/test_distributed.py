@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
-import av
 import numpy as np
 import pytest
-from clips import moving_pattern
+from clips import audio_digest, decode, moving_pattern, write_clip
 from distributed_processors import CrashOnce, NeedsWidth64, NeighbourMean, TrailingMax
 
 import vidgen
@@ -35,39 +32,8 @@ def local_ray() -> Iterator[None]:
 
 def write_keyframed_clip(path: Path, frames: np.ndarray, fps: int = 25, rotation: int = 0) -> Path:
     """H.264 (B-frames, a keyframe every GOP frames) with an AAC tone."""
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=fps)
-        video.width, video.height, video.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        video.options = {"g": str(GOP), "keyint_min": str(GOP), "sc_threshold": "0"}
-        if rotation:
-            video.set_display_rotation(rotation)
-        sound = container.add_stream("aac", rate=48000)
-        sound.layout = "mono"
-        done = 0
-        for index, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts = index
-            container.mux(video.encode(frame))
-            while done < (index + 1) * 48000 // fps:
-                tone = 0.2 * np.sin(2 * np.pi * 440 * (done + np.arange(1024)) / 48000)
-                chunk = av.AudioFrame.from_ndarray(tone[None].astype(np.float32), format="fltp", layout="mono")
-                chunk.sample_rate, chunk.pts, chunk.time_base = 48000, done, Fraction(1, 48000)
-                container.mux(sound.encode(chunk))
-                done += 1024
-        container.mux(video.encode(None))
-        container.mux(sound.encode(None))
-    return path
-
-
-def decode(path: Path) -> tuple[np.ndarray, list[int]]:
-    with av.open(str(path)) as container:
-        frames = list(container.decode(video=0))
-    return np.stack([f.to_ndarray(format="rgb24") for f in frames]), [f.pts for f in frames]
-
-
-def audio_digest(path: Path) -> str:
-    with av.open(str(path)) as container:
-        return hashlib.md5(b"".join(bytes(p) for p in container.demux(audio=0) if p.size)).hexdigest()
+    options = {"g": str(GOP), "keyint_min": str(GOP), "sc_threshold": "0"}
+    return write_clip(path, frames, fps, audio=True, options=options, rotation=rotation)
 
 
 def test_segments_are_cut_at_keyframes_with_aligned_warmup() -> None:

@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
-from clips import moving_pattern, write_clip
+from clips import audio_digest, decode, moving_pattern, write_clip
 
 import vidgen
 from vidgen import FrameGroup, Processor, VidgenError
 from vidgen.metrics import psnr
-
-
-def decode(path: Path) -> tuple[np.ndarray, list[int]]:
-    with av.open(str(path)) as container:
-        frames = list(container.decode(video=0))
-    return np.stack([f.to_ndarray(format="rgb24") for f in frames]), [f.pts for f in frames]
-
-
-def audio_digest(path: Path) -> str:
-    with av.open(str(path)) as container:
-        return hashlib.md5(b"".join(bytes(p) for p in container.demux(audio=0) if p.size)).hexdigest()
 
 
 class Recorder(Processor):
