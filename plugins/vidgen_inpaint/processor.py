@@ -271,7 +271,7 @@ class Inpaint(Processor):
             z_init[k] = ends[tile.track].z
         pairs = consistency_pairs([t.track for t in tiles], [t.frame for t in tiles], self.settings.window,
                                   self.device)
-        result = search_latents(self.netG, self.netD, targets, known, z_init, settings, pairs,
+        result = search_latents(self.netG, self.netD, targets, known, z_init, settings.refining(), pairs,
                                 autocast=self.ctx.autocast())
         self._count(result.steps)
         last = max(tile.frame for tile in tiles)

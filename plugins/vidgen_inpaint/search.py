@@ -7,7 +7,7 @@ the pixel is known and 0 in the hole, latents `z` `(N, z_dim)` in [-1, 1].
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,11 @@ class SearchSettings:
     patience: int = 8
     tolerance: float = 2e-3  # relative improvement that counts as progress
     min_steps: int = 5
+
+    def refining(self) -> SearchSettings:
+        """Settings for latents that start converged (carried from earlier frames): smaller steps and a
+        looser stopping rule, so a search only follows the scene's change ("reuse noise priors")."""
+        return replace(self, lr=self.lr / 3, patience=3, tolerance=5e-3, min_steps=3)
 
 
 def importance_weights(known: torch.Tensor, window: int = 15, floor: float = 0.05) -> torch.Tensor:
