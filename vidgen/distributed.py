@@ -20,7 +20,8 @@ from typing import Any, Callable
 import av
 import torch
 
-from vidgen.engine import check_output_path, compute_dtype, resolve_device, setup_processors, to_array, to_tensor
+from vidgen.engine import (check_output_path, compute_dtype, resolve_device, setup_processors, temporary_output,
+                           to_array, to_tensor)
 from vidgen.engine import run as run_pipeline
 from vidgen.errors import VidgenError
 from vidgen.grouping import Chain, Frame
@@ -206,9 +207,7 @@ def join_segments(src: Path, dst: Path, parts: list[Path], counts: list[int], en
     """Remux the video packets of `parts` (in order) into `dst` with the audio/subtitles of `src` copied
     once; checks each part's frame count and codec headers. Temporary file + rename, like `engine.run`."""
     reader = VideoReader(src)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=dst.suffix or ".mp4", dir=dst.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = temporary_output(dst)
     writer: VideoWriter | None = None
     try:
         for _ in reader.frames():

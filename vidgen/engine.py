@@ -7,6 +7,7 @@ import queue
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -142,6 +143,14 @@ def check_output_path(src: Path, dst: Path, overwrite: bool) -> None:
         raise VidgenError(f"{parent}: output folder is not writable")
 
 
+def temporary_output(dst: Path) -> Path:
+    """An empty hidden file beside `dst` (same suffix, so the muxer picks the same format) to write into
+    and rename over `dst` only on success."""
+    fd, name = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=dst.suffix or ".mp4", dir=dst.parent or ".")
+    os.close(fd)
+    return Path(name)
+
+
 def setup_processors(
     processors: list[Processor], reader: VideoReader, device: torch.device, dtype: torch.dtype,
     log: Callable[[str], None],
@@ -170,8 +179,6 @@ def run(
 
     The result is written to a temporary file beside `dst` and renamed only when everything succeeded.
     """
-    import time
-
     src, dst = Path(src), Path(dst)
     reader = VideoReader(src)
     try:
@@ -179,12 +186,10 @@ def run(
         torch_device = resolve_device(device)
         dtype = compute_dtype(torch_device, precision)
         setup_processors(processors, reader, torch_device, dtype, log)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=dst.suffix or ".mp4", dir=dst.parent or ".")
-        os.close(fd)
+        tmp = temporary_output(dst)
     except BaseException:
         reader.close()
         raise
-    tmp = Path(tmp_name)
     writer: VideoWriter | None = None
     threads: list[_Worker] = []
     start = time.perf_counter()
@@ -272,11 +277,9 @@ def iter_groups(
     src: str | os.PathLike, group_size: int = 8, context: tuple[int, int] = (0, 0), device: str = "cpu"
 ) -> Iterator[FrameGroup]:
     """Yield the `FrameGroup`s of video `src` as a processor would receive them (for library users)."""
-    from vidgen.processor import Processor as _Base
-
     groups: list[FrameGroup] = []
 
-    class Collect(_Base):
+    class Collect(Processor):
         name = "collect"
 
         def process(self, group: FrameGroup) -> FrameGroup:

@@ -94,6 +94,26 @@ def load_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
     return {k: v.float() for k, v in state.items() if isinstance(v, torch.Tensor)}, {}
 
 
+def load_spandrel_image_model(tensors: dict[str, torch.Tensor], path: str | os.PathLike, device: torch.device,
+                              not_ours: str) -> Any:
+    """A checkpoint of the field (ESRGAN, SwinIR, DnCNN, ...) through the optional `spandrel` library:
+    its `ImageModelDescriptor` for an RGB → RGB model, on `device`. `not_ours` starts the error messages
+    (e.g. "not a vidgen sr checkpoint")."""
+    try:
+        from spandrel import ImageModelDescriptor, ModelLoader
+    except ImportError:
+        raise VidgenError(f"{path}: {not_ours}; other architectures load through spandrel: "
+                          "pip install 'vidgen[models]'") from None
+    try:
+        descriptor = ModelLoader(device).load_from_state_dict(tensors)
+    except Exception as exc:
+        raise VidgenError(f"{path}: {not_ours}, and spandrel cannot load it ({type(exc).__name__}: {exc})") from None
+    if (not isinstance(descriptor, ImageModelDescriptor) or descriptor.input_channels != 3
+            or descriptor.output_channels != 3):
+        raise VidgenError(f"{path}: {descriptor.architecture.name} is not an RGB image-to-image model")
+    return descriptor
+
+
 def command_line() -> str:
     """The command that is running, for recording beside trained weights."""
     return " ".join(["vidgen"] + sys.argv[1:]) if Path(sys.argv[0]).name == "vidgen" else " ".join(sys.argv)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from vidgen import FrameGroup, Option, Processor, ProcessorContext, VidgenError
-from vidgen.training import load_weights
+from vidgen.training import load_spandrel_image_model, load_weights
 from vidgen_denoise.model import TemporalREDNet
 
 SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "denoise_rednet_k5.safetensors"
@@ -38,18 +38,8 @@ def load_spandrel_denoiser(tensors: dict[str, torch.Tensor], path: str | Path,
                            device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
     """A single-frame RGB restoration checkpoint of the field (DnCNN, FBCNN, SCUNet, ...) via spandrel:
     a callable `(N, 3, H, W)` → `(N, 3, H, W)`."""
-    try:
-        from spandrel import ImageModelDescriptor, ModelLoader
-    except ImportError:
-        raise VidgenError(f"{path}: not a vidgen denoise file; DnCNN-style checkpoints load through spandrel: "
-                          "pip install 'vidgen[models]'") from None
-    try:
-        descriptor = ModelLoader(device).load_from_state_dict(tensors)
-    except Exception as exc:
-        raise VidgenError(f"{path}: not a denoise RED-Net weights file, and spandrel cannot load it "
-                          f"({type(exc).__name__})") from None
-    if (not isinstance(descriptor, ImageModelDescriptor) or descriptor.scale != 1
-            or descriptor.input_channels != 3 or descriptor.output_channels != 3):
+    descriptor = load_spandrel_image_model(tensors, path, device, "not a denoise RED-Net weights file")
+    if descriptor.scale != 1:
         raise VidgenError(f"{path}: {descriptor.architecture.name} is not a same-size RGB restoration model")
     descriptor.model.eval()
     return descriptor

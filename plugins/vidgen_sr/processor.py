@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidgen import FrameGroup, Option, Processor, ProcessorContext, VidgenError
-from vidgen.training import load_weights
+from vidgen.training import load_spandrel_image_model, load_weights
 from vidgen_sr.model import ARCHITECTURE, SCALES, build_generator
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -46,17 +46,7 @@ def load_upscaler(path: str | Path, device: torch.device) -> Upscaler:
             raise VidgenError(f"{path}: tensors do not match the recorded architecture ({exc})") from None
         label = f"{metadata.get('model', 'srresnet')} ({Path(path).name})"
         return Upscaler(network.to(device).eval(), network.scale, label)
-    try:
-        from spandrel import ImageModelDescriptor, ModelLoader
-    except ImportError:
-        raise VidgenError(f"{path}: not a vidgen sr checkpoint; other architectures (ESRGAN, Real-ESRGAN, SwinIR, ...) "
-                          "load through spandrel: pip install 'vidgen[models]'") from None
-    try:
-        descriptor = ModelLoader(device).load_from_state_dict(tensors)
-    except Exception as exc:
-        raise VidgenError(f"{path}: spandrel cannot load it ({type(exc).__name__}: {exc})") from None
-    if not isinstance(descriptor, ImageModelDescriptor) or descriptor.input_channels != 3 or descriptor.output_channels != 3:
-        raise VidgenError(f"{path}: {descriptor.architecture.name} is not an RGB image-to-image model")
+    descriptor = load_spandrel_image_model(tensors, path, device, "not a vidgen sr checkpoint")
     half = descriptor.supports_half if device.type == "cuda" else descriptor.supports_bfloat16
     req = descriptor.size_requirements
     return Upscaler(descriptor.model.eval(), descriptor.scale, f"{descriptor.architecture.name} ({Path(path).name})",
