@@ -70,12 +70,12 @@ def to_tensor(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def to_array(pixels: torch.Tensor, deep: bool) -> np.ndarray:
-    """`(3, H, W)` float in [0, 1] → `(H, W, 3)` uint8 (or uint16 when `deep`) on the CPU."""
+    """`(3, H, W)` float in [0, 1] → contiguous `(H, W, 3)` uint8 (or uint16 when `deep`) on the CPU."""
     scale = 65535.0 if deep else 255.0
-    values = pixels.detach().float().clamp(0, 1).mul(scale).round().permute(1, 2, 0)
+    values = pixels.detach().permute(1, 2, 0).float().mul(scale).round_().clamp_(0, scale)
     if deep:
-        return values.to(torch.int32).cpu().numpy().astype(np.uint16)
-    return values.to(torch.uint8).cpu().numpy()
+        return np.ascontiguousarray(values.to(torch.int32).cpu().numpy().astype(np.uint16))
+    return np.ascontiguousarray(values.to(torch.uint8).cpu().numpy())
 
 
 @dataclass

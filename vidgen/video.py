@@ -282,6 +282,7 @@ class VideoWriter:
             raise VidgenError(f"cannot use encoder {settings.codec!r}: {_describe_av_error(exc)}") from None
         stream.width, stream.height = width + self.pad[0], height + self.pad[1]
         stream.pix_fmt = pix_fmt
+        stream.thread_type = "AUTO"  # PyAV defaults to slice threads; frame threads (as the ffmpeg CLI) encode faster
         stream.time_base = src.time_base
         stream.codec_context.time_base = src.time_base
         colour = src.colour
