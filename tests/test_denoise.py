@@ -15,7 +15,7 @@ from vidgen.processor import FrameGroup
 from vidgen.synth import camera_path, evaluation_photos
 from vidgen.training import save_weights
 from vidgen_denoise.model import TemporalREDNet
-from vidgen_denoise.processor import ALIGN, SHIPPED_WEIGHTS, Denoise, load_model, tile_spans
+from vidgen_denoise.processor import ALIGN, SHIPPED_WEIGHTS, Denoise, load_model, reject_misaligned, tile_spans
 
 
 @pytest.fixture
@@ -86,6 +86,18 @@ def test_alignment_warps_neighbours_onto_the_centre_frame(tiny_weights: Path) ->
     assert errors[True] < 0.3 * errors[False]  # measured 0.036 vs 0.263 for the outer neighbours
 
 
+def test_misaligned_neighbour_pixels_are_replaced_by_the_centre_frame() -> None:
+    generator = torch.Generator().manual_seed(0)
+    clean = torch.rand(3, 1, 1, generator=generator).expand(3, 64, 64)
+    centre = clean + 0.1 * torch.randn(3, 64, 64, generator=generator)
+    warped = clean + 0.1 * torch.randn(3, 64, 64, generator=generator)
+    warped[:, 20:36, 30:50] += 0.3  # content the flow did not match
+    kept = reject_misaligned(centre, warped, threshold=4.0)
+    assert torch.equal(kept[:, 20:36, 30:50], centre[:, 20:36, 30:50])
+    replaced = (kept != warped).any(0).float()
+    assert replaced[:, :24].mean() < 0.02  # columns away from the patch (noise only) keep the neighbour
+
+
 def test_per_frame_mode_ignores_neighbours(tiny_weights: Path) -> None:
     clip = torch.rand(6, 3, 32, 40)
     changed = clip.clone()
@@ -103,7 +115,7 @@ def test_sigma_option_reaches_the_network(tiny_weights: Path) -> None:
     assert not torch.equal(blind, known)
 
 
-@pytest.mark.parametrize("options", [{"frames": 4}, {"sigma": -1}, {"tile": -8}, {"colour": 1}])
+@pytest.mark.parametrize("options", [{"frames": 4}, {"sigma": -1}, {"tile": -8}, {"reject": -1}, {"colour": 1}])
 def test_bad_options_are_rejected(options: dict) -> None:
     with pytest.raises(vidgen.VidgenError):
         vidgen.processor("denoise", device="cpu", **options)

@@ -7,6 +7,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from vidgen import FrameGroup, Option, Processor, ProcessorContext, VidgenError
 from vidgen.training import load_spandrel_image_model, load_weights
@@ -69,6 +70,22 @@ def warp_by_flow(frame: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
                                            padding_mode="border", align_corners=True)[0]
 
 
+def reject_misaligned(centre: torch.Tensor, warped: torch.Tensor, threshold: float) -> torch.Tensor:
+    """`warped` `(3, H, W)` with the pixels where it disagrees with `centre` replaced by `centre`'s.
+
+    Where optical flow failed (occlusions, content entering the frame, fast zooms) the aligned neighbour
+    shows other content; there the network is given the centre frame itself, as in per-frame mode.
+    Disagreement: the 5×5 box-filtered luma difference beyond `threshold` robust standard deviations
+    (median absolute deviation) of that difference over the frame; the mask is widened by 2 pixels.
+    """
+    difference = (warped.float() - centre.float()).mean(0, keepdim=True)[None]
+    smooth = F.avg_pool2d(difference, 5, 1, 2, count_include_pad=False)
+    spread = 1.4826 * smooth.abs().median().clamp_min(1e-3)
+    bad = (smooth.abs() > threshold * spread).float()
+    bad = F.max_pool2d(bad, 5, 1, 2)[0] > 0
+    return torch.where(bad, centre, warped)
+
+
 def tile_spans(length: int, tile: int) -> list[tuple[int, int]]:
     """Split `length` pixels into the fewest equal spans of at most about `tile` pixels, starting on
     multiples of `ALIGN`: `[(start, stop), ...]`."""
@@ -84,6 +101,8 @@ class Denoise(Processor):
         Option("frames", int, 5, "frames the network sees: 5 = temporal (neighbours), 1 = each frame alone"),
         Option("sigma", float, 0.0, "noise standard deviation on the 0-255 scale if known; 0 = blind"),
         Option("align", bool, True, "temporal mode: warp neighbours onto each frame with optical flow first"),
+        Option("reject", float, 4.0, "temporal mode: where an aligned neighbour differs from the frame by more than this "
+                                     "many robust standard deviations, use the frame itself (0 = never)"),
         Option("tile", int, 1024, "split frames larger than this many pixels into equal tiles (0 = never)"),
         Option("weights", Path, None, "weights file (default: the shipped model)"),
     )
@@ -94,6 +113,8 @@ class Denoise(Processor):
             raise VidgenError(f"denoise: frames must be 1 or an odd number, got {self.settings.frames}")
         if not 0 <= self.settings.sigma <= 255:
             raise VidgenError(f"denoise: sigma must be in [0, 255], got {self.settings.sigma}")
+        if self.settings.reject < 0:
+            raise VidgenError(f"denoise: reject must be >= 0, got {self.settings.reject}")
         if self.settings.tile < 0:
             raise VidgenError(f"denoise: tile must be >= 0, got {self.settings.tile}")
         self.group_size = 8
@@ -125,14 +146,18 @@ class Denoise(Processor):
             else:
                 chosen = [min(max(centre + offset, 0), last) for offset in range(-half, half + 1)]
             if self.settings.align and self.settings.frames > 1 and min(frames.shape[-2:]) >= MIN_FLOW_SIZE:
-                stacks.append(torch.cat([frames[centre] if index == centre else
-                                         warp_by_flow(frames[index], flow_to_neighbour(frames[centre], frames[index]))
+                stacks.append(torch.cat([frames[centre] if index == centre else self.aligned(frames[centre], frames[index])
                                          for index in chosen]))
             else:
                 stacks.append(frames[chosen].flatten(0, 1))
         stacked = torch.stack(stacks)
         level = torch.full_like(stacked[:, :1], self.settings.sigma / 255)
         return torch.cat([stacked, level], 1)
+
+    def aligned(self, centre: torch.Tensor, neighbour: torch.Tensor) -> torch.Tensor:
+        """`neighbour` `(3, H, W)` warped onto `centre`, where the warp can be trusted."""
+        warped = warp_by_flow(neighbour, flow_to_neighbour(centre, neighbour))
+        return reject_misaligned(centre, warped, self.settings.reject) if self.settings.reject else warped
 
     def denoise(self, inputs: torch.Tensor, network: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """`network` on `(N, C, H, W)` inputs → `(N, 3, H, W)`, tile by tile; each tile is computed with
