@@ -15,7 +15,7 @@ from vidgen.synth import camera_path, evaluation_photos
 from vidgen_inpaint.masks import MaskSource, detect_static_overlay, parse_boxes
 from vidgen_inpaint.model import DEFAULT_WEIGHTS, Discriminator, Generator, init_weights, load_gan, save_gan
 from vidgen_inpaint.processor import plan_tiles
-from vidgen_inpaint.propagate import propagate
+from vidgen_inpaint.propagate import carry_previous_fill, propagate
 from vidgen_inpaint.search import poisson_blend
 
 
@@ -52,6 +52,8 @@ def test_parse_boxes_and_errors():
         parse_boxes("1,2,3")
     with pytest.raises(vidgen.VidgenError, match="outside"):
         MaskSource(None, [(500, 500, 4, 4)], 96, 64)
+    with pytest.raises(vidgen.VidgenError, match="smooth"):
+        vidgen.processor("inpaint", device="cpu", box="1,1,4,4", smooth=1.0)
 
 
 def test_mask_of_wrong_size_is_rejected(tmp_path, clip, tiny_weights):
@@ -98,6 +100,28 @@ def test_propagation_recovers_a_moving_box_on_a_static_scene():
     filled, remaining = propagate(corrupted, masks, [2, 3])
     assert not remaining.any()
     assert psnr(filled, frames[[2, 3]], masks[[2, 3]][..., None]) > 35
+
+
+def test_carried_fill_follows_the_scene_motion():
+    photo = evaluation_photos()["coffee"][::4, ::4]
+    previous, frame = photo[:64, :96].copy(), photo[:64, 3:99].copy()  # the camera moved 3 px right
+    mask = np.zeros((64, 96), bool)
+    mask[20:36, 30:50] = True
+    frame[mask] = 0  # a fill that has nothing to do with the scene
+    out = carry_previous_fill(frame, mask, mask, previous, weight=0.9)
+    expected = 0.9 * photo[:64, 3:99][mask].astype(float)  # the previous frame 3 px further left
+    assert np.abs(out[mask] - expected).mean() < 4
+    assert np.array_equal(out[~mask], frame[~mask])
+
+
+def test_smoothing_steadies_the_fill_of_a_static_hole(tiny_weights):
+    frames = np.repeat(evaluation_photos()["rocket"][::6, ::6][:64, :96][None], 8, 0)
+    common = dict(device="cpu", box="40,20,20,16", dilate=0, weights=tiny_weights, group=4)
+    flicker = {}
+    for smooth in (0.0, 0.9):
+        out = vidgen.processor("inpaint", smooth=smooth, **common)(frames).astype(float)
+        flicker[smooth] = np.abs(np.diff(out[:, 20:36, 40:60], axis=0)).mean()
+    assert flicker[0.9] < 0.5 * flicker[0.0], flicker
 
 
 def test_overlay_detection_finds_text_and_refuses_a_still_scene(clip):

@@ -15,7 +15,7 @@ from vidgen.errors import VidgenError
 from vidgen.processor import FrameGroup, Option, Processor, ProcessorContext
 from vidgen_inpaint.masks import MaskSource, detect_static_overlay, dilate, parse_boxes, sample_video_frames
 from vidgen_inpaint.model import TILE, load_gan
-from vidgen_inpaint.propagate import propagate
+from vidgen_inpaint.propagate import carry_previous_fill, propagate
 from vidgen_inpaint.search import (SearchSettings, consistency_pairs, nearest_latents, poisson_blend,
                                    random_latents, search_latents)
 
@@ -106,6 +106,8 @@ class Inpaint(Processor):
         Option("schedule", str, "video", "video: reuse z across frames + group consistency + early stop; "
                "per-frame: Yeh baseline (fresh random z, fixed iterations)", choices=("video", "per-frame")),
         Option("propagate", bool, True, "copy pixels visible in other frames of the group (optical flow) first"),
+        Option("smooth", float, 0.9, "with propagation and schedule=video: weight of the previous output frame, "
+               "moved along the scene's motion, in GAN-filled pixels (0 = off)"),
         Option("iterations", int, 1000, "per-frame: iterations per frame; video: most iterations per search"),
         Option("window", int, 4, "frames in the group-consistency window W"),
         Option("consistency", float, 0.05, "weight of the group-consistency loss |z_i - z_j|"),
@@ -123,6 +125,8 @@ class Inpaint(Processor):
         s = self.settings
         if s.group < 1 or s.window < 1 or s.iterations < 1 or s.pool < 1 or s.dilate < 0 or s.fit < 0:
             raise VidgenError("inpaint: group, window, iterations and pool must be >= 1; dilate and fit >= 0")
+        if not 0 <= s.smooth < 1:
+            raise VidgenError(f"inpaint: smooth must be in [0, 1), got {s.smooth}")
         self.boxes = parse_boxes(s.box) if s.box else []
         self.group_size = s.group
         self.context = (3, 3) if s.propagate else (0, 0)
@@ -143,6 +147,7 @@ class Inpaint(Processor):
         self.next_track = 0
         self.fit_pending = s.fit > 0
         self.stats = InpaintStats()
+        self.previous_output: tuple[int, np.ndarray] | None = None  # (frame index, (H, W, 3) uint8)
 
     def _prepare_networks(self) -> None:
         for net in (self.netG, self.netD):
@@ -184,7 +189,21 @@ class Inpaint(Processor):
             if self.fit_pending:
                 self._fit_to_video(out, unknown)
             out = self._fill(out, unknown)
+        if self.settings.propagate and self.settings.schedule == "video" and self.settings.smooth > 0:
+            out = self._smooth_over_time(out, unknown, masks[core], group.indices[group.core])
         return group.with_frames(out)
+
+    def _smooth_over_time(self, frames: torch.Tensor, filled: np.ndarray, masks: np.ndarray,
+                          indices: list[int]) -> torch.Tensor:
+        """Blend the GAN-filled pixels `filled` `(N, H, W)` of the core `frames` `(N, 3, H, W)` with the
+        previous output frame carried along the motion, frame after frame (so across groups too)."""
+        as_uint8 = (frames.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        for f, index in enumerate(indices):
+            previous = self.previous_output
+            if previous is not None and previous[0] == index - 1 and filled[f].any():
+                as_uint8[f] = carry_previous_fill(as_uint8[f], filled[f], masks[f], previous[1], self.settings.smooth)
+            self.previous_output = (index, as_uint8[f])
+        return torch.from_numpy(as_uint8).to(self.device).permute(0, 3, 1, 2).float() / 255
 
     def _fill(self, frames: torch.Tensor, unknown: np.ndarray) -> torch.Tensor:
         """GAN-fill `unknown` `(N, H, W)` pixels of `frames` `(N, 3, H, W)`."""

@@ -84,3 +84,26 @@ def propagate(frames: np.ndarray, masks: np.ndarray, targets: list[int], max_sou
         filled.append(out)
         remaining.append(hole)
     return np.stack(filled), np.stack(remaining)
+
+
+def carry_previous_fill(frame: np.ndarray, filled: np.ndarray, mask: np.ndarray, previous: np.ndarray,
+                        weight: float) -> np.ndarray:
+    """Move the `filled` pixels `(H, W)` bool of `frame` `(H, W, 3)` uint8 toward the previous output frame
+    `previous` seen along the scene's motion: `weight · previous + (1 − weight) · frame` there.
+
+    Inside the whole hole `mask` the flow is the affine motion around it (the fill's own content must not
+    steer it), so a fill travels with the scene instead of being re-drawn in every frame.
+    """
+    import cv2
+
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    gray, previous_gray = (cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in (frame, previous))
+    flow = _flow_in_hole(dis.calc(gray, previous_gray, None), dilate(mask, 3))
+    height, width = mask.shape
+    where = np.stack(np.meshgrid(np.arange(width), np.arange(height)), -1).astype(np.float32) + flow
+    inside = (where[..., 0] >= 0) & (where[..., 0] <= width - 1) & (where[..., 1] >= 0) & (where[..., 1] <= height - 1)
+    use = filled & inside
+    warped = cv2.remap(previous, where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    out = frame.copy()
+    out[use] = np.round(weight * warped[use] + (1 - weight) * frame[use].astype(np.float32)).astype(np.uint8)
+    return out
