@@ -206,19 +206,46 @@ class TestFieldCheckpoints:
         self.run_checkpoint({"params": net.state_dict()}, tmp_path / "swinir_tiny_x2.pth", 2)
 
 
-def test_srgan_fine_tune_with_user_vgg_weights(tiny_weights: Path, tmp_path: Path) -> None:
-    from torchvision.models.vgg import cfgs, make_layers
-
-    vgg = tmp_path / "vgg19.safetensors"  # random values in torchvision's VGG-19 layout
-    save_weights(vgg, {f"features.{k}": v for k, v in make_layers(cfgs["E"]).state_dict().items()}, {})
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    """A folder of three 48×48 noise images: enough for the trainer's mechanics (one is held out)."""
     images = tmp_path / "images"
     images.mkdir()
     for i in range(3):
         cv2.imwrite(str(images / f"{i}.png"), random_clip(1, 48, 48)[0])
+    return images
+
+
+def test_srgan_fine_tune_with_user_vgg_weights(tiny_weights: Path, photos: Path, tmp_path: Path) -> None:
+    from torchvision.models.vgg import cfgs, make_layers
+
+    vgg = tmp_path / "vgg19.safetensors"  # random values in torchvision's VGG-19 layout
+    save_weights(vgg, {f"features.{k}": v for k, v in make_layers(cfgs["E"]).state_dict().items()}, {})
     out = tmp_path / "srgan.safetensors"
     result = CliRunner().invoke(train_command, [
-        "--images", str(images), "--scale", "2", "--model", "srgan", "--init", str(tiny_weights), "--vgg", str(vgg),
+        "--images", str(photos), "--scale", "2", "--model", "srgan", "--init", str(tiny_weights), "--vgg", str(vgg),
         "--out", str(out), "--channels", "16", "--blocks", "2", "--batch", "2", "--patch", "16",
         "--holdout-every", "3", "--minutes", "0.01"])
     assert result.exit_code == 0, result.output
     assert load_weights(out)[1]["content_loss"] == "l1+vgg54+feature-matching"
+
+
+def test_training_can_grow_a_trained_generator_by_identity_blocks(tiny_net: SRResNet, tiny_weights: Path,
+                                                                  photos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "grown.safetensors"
+    result = CliRunner().invoke(train_command, [
+        "--images", str(photos), "--scale", "2", "--init", str(tiny_weights), "--out", str(out),
+        "--channels", "16", "--blocks", "4", "--batch", "2", "--patch", "16", "--holdout-every", "3",
+        "--lr", "1e-12", "--minutes", "0.001", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "2 identity blocks added" in result.output
+    tensors, meta = load_weights(out)
+    grown = SRResNet(2, 16, 4)
+    grown.load_state_dict(tensors)
+    image = torch.rand(1, 3, 12, 12)
+    with torch.no_grad():
+        assert meta["blocks"] == 4 and torch.allclose(grown.float()(image), tiny_net(image), atol=2e-2)
+    too_few = CliRunner().invoke(train_command, [
+        "--images", str(photos), "--scale", "2", "--init", str(out), "--out", str(tmp_path / "x.safetensors"),
+        "--channels", "16", "--blocks", "2", "--patch", "16", "--holdout-every", "3"])
+    assert too_few.exit_code != 0 and "at least as many --blocks" in str(too_few.exception)

@@ -11,6 +11,7 @@ import click
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from vidgen.engine import compute_dtype, resolve_device
 from vidgen.errors import VidgenError
@@ -56,7 +57,9 @@ def cosine_rate(base: float, progress: float) -> float:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Weights file to write (.safetensors).")
 @click.option("--minutes", type=float, default=10.0, show_default=True, help="Wall-clock training budget (includes resumed time).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--init", "init_path", type=click.Path(dir_okay=False), help="Start the generator from these weights (required for srgan).")
+@click.option("--init", "init_path", type=click.Path(dir_okay=False),
+              help="Start the generator from these weights (required for srgan); with more --blocks than they have, "
+                   "the extra blocks start as identities.")
 @click.option("--resume", is_flag=True, help="Continue from OUT.ckpt (written every --checkpoint-every seconds).")
 @click.option("--vgg", "vgg_path", type=click.Path(dir_okay=False), help="torchvision VGG-19 weights for SRGAN's VGG54 content loss.")
 @click.option("--channels", type=int, default=48, show_default=True, help="Generator width (shipped: 48).")
@@ -90,13 +93,18 @@ def train_command(images: str, scale: str, model_kind: str, out: str, minutes: f
     generator = SRResNet(factor, channels, blocks)
     if init_path:
         tensors, meta = load_weights(init_path)
-        if meta.get("channels", channels) != channels or meta.get("blocks", blocks) != blocks:
-            raise VidgenError(f"{init_path}: has {meta.get('channels')} channels / {meta.get('blocks')} blocks; "
-                              f"pass matching --channels/--blocks")
+        init_blocks = int(meta.get("blocks", blocks))
+        if meta.get("channels", channels) != channels or init_blocks > blocks:
+            raise VidgenError(f"{init_path}: has {meta.get('channels')} channels / {init_blocks} blocks; "
+                              f"pass the same --channels and at least as many --blocks")
         own = generator.state_dict()
         shared = {k: v for k, v in tensors.items() if k in own and own[k].shape == v.shape}
         generator.load_state_dict(shared, strict=False)
-        click.echo(f"initialised {len(shared)}/{len(own)} tensors from {init_path}")
+        for block in generator.body[init_blocks:]:  # added blocks start as identities: same output as --init
+            nn.init.zeros_(block.conv2.weight)
+            nn.init.zeros_(block.conv2.bias)
+        grown = f", {blocks - init_blocks} identity blocks added" if blocks > init_blocks else ""
+        click.echo(f"initialised {len(shared)}/{len(own)} tensors from {init_path}{grown}")
     elif model_kind == "srgan":
         raise VidgenError("--model srgan fine-tunes a trained generator: pass --init SRRESNET_WEIGHTS")
     generator = generator.to(torch_device, memory_format=torch.channels_last)
