@@ -46,6 +46,15 @@ def _flow_in_hole(flow: np.ndarray, hole: np.ndarray, ring_width: int = 12) -> n
     return out
 
 
+def _landing_points(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each pixel lands when it follows `flow` `(H, W, 2)`: points `(H, W, 2)` float32, and whether
+    each lies inside the frame `(H, W)` bool."""
+    height, width = flow.shape[:2]
+    where = np.stack(np.meshgrid(np.arange(width), np.arange(height)), -1).astype(np.float32) + flow
+    inside = (where[..., 0] >= 0) & (where[..., 0] <= width - 1) & (where[..., 1] >= 0) & (where[..., 1] <= height - 1)
+    return where, inside
+
+
 def propagate(frames: np.ndarray, masks: np.ndarray, targets: list[int], max_sources: int = 6
               ) -> tuple[np.ndarray, np.ndarray]:
     """Fill the masked pixels of `frames[targets]` from the other frames of the group via DIS optical flow.
@@ -58,8 +67,6 @@ def propagate(frames: np.ndarray, masks: np.ndarray, targets: list[int], max_sou
     import cv2
 
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    height, width = masks.shape[1:]
-    grid = np.stack(np.meshgrid(np.arange(width), np.arange(height)), -1).astype(np.float32)
     grays = [_prefilled_gray(frame, mask) for frame, mask in zip(frames, masks)]
     filled, remaining = [], []
     for t in targets:
@@ -68,10 +75,7 @@ def propagate(frames: np.ndarray, masks: np.ndarray, targets: list[int], max_sou
         for s in sources[:max_sources]:
             if not hole.any():
                 break
-            flow = _flow_in_hole(dis.calc(grays[t], grays[s], None), dilate(masks[t], 3))
-            where = grid + flow
-            inside = (where[..., 0] >= 0) & (where[..., 0] <= width - 1) & (where[..., 1] >= 0) & (
-                where[..., 1] <= height - 1)
+            where, inside = _landing_points(_flow_in_hole(dis.calc(grays[t], grays[s], None), dilate(masks[t], 3)))
             source_hole = cv2.remap(dilate(masks[s], 1).astype(np.float32), where[..., 0], where[..., 1],
                                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=1.0)
             usable = hole & inside & (source_hole == 0)
@@ -98,10 +102,7 @@ def carry_previous_fill(frame: np.ndarray, filled: np.ndarray, mask: np.ndarray,
 
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     gray, previous_gray = (cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in (frame, previous))
-    flow = _flow_in_hole(dis.calc(gray, previous_gray, None), dilate(mask, 3))
-    height, width = mask.shape
-    where = np.stack(np.meshgrid(np.arange(width), np.arange(height)), -1).astype(np.float32) + flow
-    inside = (where[..., 0] >= 0) & (where[..., 0] <= width - 1) & (where[..., 1] >= 0) & (where[..., 1] <= height - 1)
+    where, inside = _landing_points(_flow_in_hole(dis.calc(gray, previous_gray, None), dilate(mask, 3)))
     use = filled & inside
     warped = cv2.remap(previous, where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     out = frame.copy()
