@@ -11,7 +11,8 @@ from vidgen.api import ReadyProcessor, chain, processor, run
 from vidgen.engine import iter_groups
 from vidgen.errors import VidgenError
 from vidgen.hookspecs import hookimpl
-from vidgen.processor import FrameGroup, Option, Processor, ProcessorContext, VideoMeta
+from vidgen.processor import (FrameGroup, Option, Processor, ProcessorContext, VideoMeta, frames_to_uint8,
+                              uint8_to_frames)
 from vidgen.video import EncodeSettings, VideoInfo, probe
 
 __version__ = "0.1.0"
@@ -27,9 +28,11 @@ __all__ = [
     "VideoMeta",
     "VidgenError",
     "chain",
+    "frames_to_uint8",
     "hookimpl",
     "iter_groups",
     "probe",
     "processor",
     "run",
+    "uint8_to_frames",
 ]

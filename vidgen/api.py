@@ -12,7 +12,7 @@ from vidgen.engine import RunResult, compute_dtype, resolve_device
 from vidgen.engine import run as run_pipeline
 from vidgen.grouping import Chain, Frame
 from vidgen.plugins import create_processor
-from vidgen.processor import Processor, ProcessorContext, VideoMeta
+from vidgen.processor import Processor, ProcessorContext, VideoMeta, frames_to_uint8, uint8_to_frames
 from vidgen.video import EncodeSettings
 
 PluginSpec = Union[str, tuple[str, dict[str, Any]], Processor]
@@ -43,7 +43,7 @@ class ReadyProcessor:
         if as_array:
             if clip.ndim != 4 or clip.shape[-1] != 3 or clip.dtype != np.uint8:
                 raise ValueError(f"expected a (T, H, W, 3) uint8 array, got {clip.shape} {clip.dtype}")
-            frames = torch.from_numpy(clip).to(self.device).permute(0, 3, 1, 2).float() / 255
+            frames = uint8_to_frames(clip, self.device)
         else:
             if clip.ndim != 4 or clip.shape[1] != 3:
                 raise ValueError(f"expected a (T, 3, H, W) float tensor, got {tuple(clip.shape)}")
@@ -58,7 +58,7 @@ class ReadyProcessor:
             out.extend(f.pixels for f in chain.flush())
         result = torch.stack(out).clamp(0, 1)
         if as_array:
-            return result.mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            return frames_to_uint8(result)
         return result.to(clip.device)
 
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from vidgen.errors import VidgenError
-from vidgen.processor import FrameGroup, Option, Processor, ProcessorContext
+from vidgen.processor import FrameGroup, Option, Processor, ProcessorContext, frames_to_uint8, uint8_to_frames
 from vidgen_inpaint.masks import MaskSource, detect_static_overlay, dilate, parse_boxes, sample_video_frames
 from vidgen_inpaint.model import TILE, load_gan
 from vidgen_inpaint.propagate import carry_previous_fill, propagate
@@ -169,7 +169,7 @@ class Inpaint(Processor):
 
     def process(self, group: FrameGroup) -> FrameGroup:
         frames = group.frames.float()
-        as_uint8 = (frames.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        as_uint8 = frames_to_uint8(frames)
         if self.overlay_pending:
             self._detect_overlay(as_uint8)
         masks = np.stack([self.masks(i) for i in group.indices])
@@ -179,7 +179,7 @@ class Inpaint(Processor):
             return group.with_frames(frames[group.core])
         if self.settings.propagate:
             filled, unknown = propagate(as_uint8, masks, core)
-            out = torch.from_numpy(filled).to(self.device).permute(0, 3, 1, 2).float() / 255
+            out = uint8_to_frames(filled, self.device)
             out = torch.where(torch.from_numpy(masks[core]).to(self.device)[:, None], out, frames[group.core])
         else:
             out, unknown = frames[group.core].clone(), masks[core]
@@ -197,13 +197,13 @@ class Inpaint(Processor):
                           indices: list[int]) -> torch.Tensor:
         """Blend the GAN-filled pixels `filled` `(N, H, W)` of the core `frames` `(N, 3, H, W)` with the
         previous output frame carried along the motion, frame after frame (so across groups too)."""
-        as_uint8 = (frames.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        as_uint8 = frames_to_uint8(frames)
         for f, index in enumerate(indices):
             previous = self.previous_output
             if previous is not None and previous[0] == index - 1 and filled[f].any():
                 as_uint8[f] = carry_previous_fill(as_uint8[f], filled[f], masks[f], previous[1], self.settings.smooth)
             self.previous_output = (index, as_uint8[f])
-        return torch.from_numpy(as_uint8).to(self.device).permute(0, 3, 1, 2).float() / 255
+        return uint8_to_frames(as_uint8, self.device)
 
     def _fill(self, frames: torch.Tensor, unknown: np.ndarray) -> torch.Tensor:
         """GAN-fill `unknown` `(N, H, W)` pixels of `frames` `(N, 3, H, W)`."""

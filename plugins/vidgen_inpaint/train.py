@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from vidgen.metrics import psnr
+from vidgen.processor import frames_to_uint8
 from vidgen.training import command_line, load_images, random_crops, set_seed, split_holdout
 from vidgen_inpaint.model import TILE, Discriminator, Generator, init_weights, save_gan
 from vidgen_inpaint.search import SearchSettings, nearest_latents, random_latents, search_latents
@@ -86,11 +87,10 @@ def validate(netG: Generator, netD: Discriminator, crops: torch.Tensor, hole: in
     netD.train()
     mean_fill = (crops * known).sum((2, 3), keepdim=True) / known.sum((2, 3), keepdim=True)
     hole_mask = (known[:, 0] == 0).cpu().numpy()[..., None]
-    as_uint8 = lambda x: (x.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()  # noqa: E731
-    truth = as_uint8(crops)
+    truth = frames_to_uint8(crops)
     return {
-        "hole_psnr": psnr(as_uint8(result.images), truth, np.broadcast_to(hole_mask, truth.shape)),
-        "mean_fill_psnr": psnr(as_uint8(mean_fill.expand_as(crops)), truth, np.broadcast_to(hole_mask, truth.shape)),
+        "hole_psnr": psnr(frames_to_uint8(result.images), truth, np.broadcast_to(hole_mask, truth.shape)),
+        "mean_fill_psnr": psnr(frames_to_uint8(mean_fill.expand_as(crops)), truth, np.broadcast_to(hole_mask, truth.shape)),
         "search_seconds": seconds,
     }
 

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from vidgen.errors import VidgenError
 from vidgen.metrics import psnr
+from vidgen.processor import frames_to_uint8
 from vidgen.training import command_line, load_images, save_weights, set_seed, split_holdout
 from vidgen_seg2vid.labels import PALETTE, class_names, segment
 from vidgen_seg2vid.model import Generator, PatchDiscriminator, StyleEncoder
@@ -131,8 +132,7 @@ def validate(generator: Generator, batch: ClipBatch, classes: int, autocast: tor
         zeros = torch.zeros_like(batch.photo0)
         out = generator(onehot, zeros, zeros[:, :1], torch.zeros(len(onehot), generator.style_dim))
     generator.train()
-    to_uint8 = lambda t: t.permute(0, 2, 3, 1).mul(255).round().byte().numpy()  # noqa: E731
-    outputs, photos = to_uint8(out.float().clamp(0, 1)), to_uint8(batch.photo0)
+    outputs, photos = frames_to_uint8(out), frames_to_uint8(batch.photo0)
     scores = [psnr(o, p) for o, p in zip(outputs, photos)]
     if not builtin_classes:
         return float(np.mean(scores)), None
