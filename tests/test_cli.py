@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -194,3 +195,11 @@ def test_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4"]
+
+
+def test_bench_io_compares_both_frame_paths_and_lengths(cli) -> None:
+    code, out, _ = cli("bench", "io", "--seconds", "0.2", "--size", "32x24", "--repeats", "1")
+    assert code == 0
+    rows = [line for line in out.splitlines() if line.startswith("| vidgen") or line.startswith("| ffmpeg")]
+    assert len(rows) == 4 + 2 * bool(shutil.which("ffmpeg"))
+    assert out.count("peak RSS ratio") == 2

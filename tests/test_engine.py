@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -111,6 +115,32 @@ def test_no_plugin_run_keeps_frames_pts_audio_and_quality(clip: Path, tmp_path: 
     assert psnr(src_frames, out_frames) > 38
     assert audio_digest(out) == audio_digest(clip)  # copied bit-exact
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not the temporary file's private mode
+
+
+def test_untouched_frames_are_encoded_as_decoded_without_torch(tmp_path: Path) -> None:
+    """With no processor, decoded pictures go to the encoder as they are: lossless settings give the
+    input's YUV planes back bit-exact (an RGB round trip would not), the input's frame types are not
+    imposed on the encoder, and `vidgen run` never imports torch."""
+    src = write_clip(tmp_path / "in.mp4", moving_pattern(12, 32, 24), options={"g": "3"})
+    out = tmp_path / "out.mp4"
+    script = ("import sys; from vidgen.cli import cli; "
+              f"cli.main(['run', {str(src)!r}, '-o', {str(out)!r}, '--crf', '0', '-q'], standalone_mode=False); "
+              "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+    def planes_and_keyframes(path: Path) -> tuple[list[np.ndarray], int]:
+        with av.open(str(path)) as container:
+            keyframes = sum(p.is_keyframe for p in container.demux(video=0) if p.size)
+            container.seek(0)
+            return [f.to_ndarray(format="yuv420p") for f in container.decode(video=0)], keyframes
+
+    (src_planes, src_keys), (out_planes, out_keys) = planes_and_keyframes(src), planes_and_keyframes(out)
+    assert len(out_planes) == 12 and all(np.array_equal(a, b) for a, b in zip(src_planes, out_planes))
+    assert (src_keys, out_keys) == (4, 1)
 
 
 def test_variable_frame_rate_pts_survive(tmp_path: Path) -> None:

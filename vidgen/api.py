@@ -8,11 +8,12 @@ from typing import Any, Sequence, Union
 import numpy as np
 import torch
 
-from vidgen.engine import RunResult, compute_dtype, resolve_device
+from vidgen.compute import compute_dtype, frames_to_uint8, resolve_device, uint8_to_frames
+from vidgen.engine import RunResult
 from vidgen.engine import run as run_pipeline
 from vidgen.grouping import Chain, Frame
 from vidgen.plugins import create_processor
-from vidgen.processor import Processor, ProcessorContext, VideoMeta, frames_to_uint8, uint8_to_frames
+from vidgen.processor import Processor, ProcessorContext, VideoMeta
 from vidgen.video import EncodeSettings
 
 PluginSpec = Union[str, tuple[str, dict[str, Any]], Processor]

@@ -46,10 +46,30 @@ def timed(command: list[str]) -> tuple[float, float]:
     return seconds, peak_kib / 1024
 
 
-def io_benchmark(seconds: float, width: int, height: int, crf: int = 18, preset: str = "medium") -> None:
-    """Print a table: vidgen no-plugin pass vs ffmpeg CLI (same codec settings) on a clip and one 8x longer."""
+IDENTITY_RUN = """
+import sys
+import vidgen
+
+class Identity(vidgen.Processor):
+    name = "identity"
+
+    def process(self, group):
+        return group.with_frames(group.core_frames)
+
+src, dst, crf, preset = sys.argv[1:5]
+vidgen.run(src, dst, [Identity()], overwrite=True, encode=vidgen.EncodeSettings(crf=int(crf), preset=preset))
+"""
+
+
+def io_benchmark(seconds: float, width: int, height: int, repeats: int = 3, crf: int = 18, preset: str = "medium") -> None:
+    """Print a table: vidgen with no processor and with an identity processor (every frame through the
+    RGB float tensor path) vs the ffmpeg CLI (same codec settings), on a clip and one 8x longer; each
+    run `repeats` times, interleaved, reporting the median time and the median peak RSS."""
     vidgen = [sys.executable, "-m", "vidgen", "run", "-q", "--overwrite", "--crf", str(crf), "--preset", preset]
     ffmpeg = shutil.which("ffmpeg")
+    runs = ["vidgen", "identity"] + (["ffmpeg"] if ffmpeg else [])
+    names = {"vidgen": "vidgen run (no plugin)", "identity": "vidgen, identity processor (RGB tensor path)",
+             "ffmpeg": "ffmpeg CLI, same settings"}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         out = str(Path(tmp) / "out.mp4")
@@ -57,22 +77,31 @@ def io_benchmark(seconds: float, width: int, height: int, crf: int = 18, preset:
             clip = Path(tmp) / f"clip{length:g}.mp4"
             click.echo(f"making a {length:g} s {width}x{height} clip ...", err=True)
             write_test_clip(clip, length, width, height)
-            frames = int(length * 25)
-            rows.append(("vidgen run (no plugin)", length, frames, *timed(vidgen + [str(clip), "-o", out])))
-            if ffmpeg:
-                command = [ffmpeg, "-v", "error", "-y", "-i", str(clip), "-map", "0", "-c:v", "libx264",
-                           "-crf", str(crf), "-preset", preset, "-c:a", "copy", out]
-                rows.append(("ffmpeg CLI, same settings", length, frames, *timed(command)))
-    click.echo("\n| run | clip | seconds | fps | peak RSS (MiB) |\n|---|---|---|---|---|")
-    for name, length, frames, secs, rss in rows:
-        click.echo(f"| {name} | {length:g} s | {secs:.2f} | {frames / secs:.1f} | {rss:.0f} |")
+            commands = {
+                "vidgen": vidgen + [str(clip), "-o", out],
+                "identity": [sys.executable, "-c", IDENTITY_RUN, str(clip), out, str(crf), preset],
+                "ffmpeg": [ffmpeg or "ffmpeg", "-v", "error", "-y", "-i", str(clip), "-map", "0", "-c:v", "libx264",
+                           "-crf", str(crf), "-preset", preset, "-c:a", "copy", out],
+            }
+            results: dict[str, list[tuple[float, float]]] = {run: [] for run in runs}
+            for _ in range(repeats):
+                for run in runs:
+                    results[run].append(timed(commands[run]))
+            for run in runs:
+                secs, rss = (float(np.median(values)) for values in zip(*results[run]))
+                rows.append((run, length, int(length * 25), secs, rss))
+    click.echo(f"\nmedian of {repeats} runs each\n\n| run | clip | seconds | fps | peak RSS (MiB) |\n|---|---|---|---|---|")
+    for run, length, frames, secs, rss in rows:
+        click.echo(f"| {names[run]} | {length:g} s | {secs:.2f} | {frames / secs:.1f} | {rss:.0f} |")
     click.echo("")
-    by = {(name.split()[0], length): (secs, rss) for name, length, _, secs, rss in rows}
+    by = {(run, length): (secs, rss) for run, length, _, secs, rss in rows}
     if ffmpeg:
         for length in (seconds, 8 * seconds):
-            ratio = by[("vidgen", length)][0] / by[("ffmpeg", length)][0]
-            click.echo(f"time ratio vidgen / ffmpeg, {length:g} s clip (libx264 crf {crf} {preset}): {ratio:.2f}")
+            for run in ("vidgen", "identity"):
+                ratio = by[(run, length)][0] / by[("ffmpeg", length)][0]
+                click.echo(f"time ratio {names[run]} / ffmpeg, {length:g} s clip (libx264 crf {crf} {preset}): {ratio:.2f}")
     else:
         click.echo("ffmpeg CLI not found: install it to compare")
-    ratio = by[("vidgen", 8 * seconds)][1] / by[("vidgen", seconds)][1]
-    click.echo(f"vidgen peak RSS ratio, 8x longer clip / clip: {ratio:.2f}")
+    for run in ("vidgen", "identity"):
+        ratio = by[(run, 8 * seconds)][1] / by[(run, seconds)][1]
+        click.echo(f"peak RSS ratio of {names[run]}, 8x longer clip / clip: {ratio:.2f}")

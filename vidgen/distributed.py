@@ -13,21 +13,19 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import av
 import torch
 
-from vidgen.engine import (check_output_path, compute_dtype, resolve_device, setup_processors, temporary_output,
-                           to_array, to_tensor)
+from vidgen.engine import check_output_path, encodable_frames, prepare_processors, temporary_output
 from vidgen.engine import run as run_pipeline
 from vidgen.errors import VidgenError
-from vidgen.grouping import Chain, Frame
 from vidgen.plugins import get_processor_class
 from vidgen.processor import Processor
-from vidgen.video import EncodeSettings, VideoReader, VideoWriter, open_video
+from vidgen.video import DecodedFrame, EncodeSettings, VideoReader, VideoWriter, open_video
 
 DEFAULT_SEGMENT_FRAMES = 1500
 ACTOR_MAX_RESTARTS = 2
@@ -161,34 +159,15 @@ class ChainWorker:
         reader = VideoReader(src)
         writer: VideoWriter | None = None
         try:
-            device = resolve_device(self.device)
-            setup_processors(self.processors, reader, device, compute_dtype(device, self.precision), _stderr)
+            device = prepare_processors(self.processors, reader, self.device, self.precision, _stderr)
             reader.seek(segment.pts[0])
-            index_of = {value: segment.first_index + offset for offset, value in enumerate(segment.pts)}
             writer = VideoWriter(part, reader, self.encode, _stderr, copy_streams=False)
-            chain = Chain(self.processors)
             written = 0
-
-            def keep(frames: Any) -> None:
-                nonlocal written
-                for frame in frames:
-                    if segment.start <= frame.index < segment.stop:
-                        writer.write(to_array(frame.pixels, reader.deep), frame.pts, frame.index)
-                        written += 1
-
-            expected = segment.warmup_start
-            with torch.no_grad():
-                for item in reader.frames():
-                    index = index_of.get(item.pts) if item.pts is not None else None
-                    if index is None or index < segment.warmup_start:
-                        continue  # before the frames this segment needs (or a leading frame of an open GOP)
-                    if index != expected:
-                        raise VidgenError(f"{src}: frame {expected} could not be decoded after seeking (got {index})")
-                    keep(chain.push(Frame(to_tensor(item.rgb, device), index, item.pts)))
-                    expected += 1
-                    if expected == segment.decode_stop:
-                        break
-                keep(chain.flush())
+            frames = segment_frames(reader, segment, rgb=bool(self.processors))
+            for image, pts, index in encodable_frames(frames, self.processors, device, reader.deep):
+                if segment.start <= index < segment.stop:
+                    writer.write(image, pts, index)
+                    written += 1
             if written != segment.frames:
                 raise VidgenError(f"{src}: segment {segment.start}-{segment.stop - 1} gave {written} frames, "
                                   f"{segment.frames} expected")
@@ -201,6 +180,23 @@ class ChainWorker:
             raise
         finally:
             reader.close()
+
+
+def segment_frames(reader: VideoReader, segment: Segment, rgb: bool) -> Iterator[DecodedFrame]:
+    """The decoded frames a segment needs (its warm-up frames, then its own) after `reader` was sought to
+    the segment's keyframe, numbered by their index in the whole video."""
+    index_of = {value: segment.first_index + offset for offset, value in enumerate(segment.pts)}
+    expected = segment.warmup_start
+    for item in reader.frames(rgb=rgb):
+        index = index_of.get(item.pts) if item.pts is not None else None
+        if index is None or index < segment.warmup_start:
+            continue  # before the frames this segment needs (or a leading frame of an open GOP)
+        if index != expected:
+            raise VidgenError(f"{reader.path}: frame {expected} could not be decoded after seeking (got {index})")
+        yield replace(item, index=index)
+        expected += 1
+        if expected == segment.decode_stop:
+            return
 
 
 def join_segments(src: Path, dst: Path, parts: list[Path], counts: list[int], encode: EncodeSettings, log: Log) -> int:

@@ -10,72 +10,19 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from vidgen.errors import VidgenError
-from vidgen.grouping import Chain, Frame
-from vidgen.processor import FrameGroup, Processor, ProcessorContext, VideoMeta
+from vidgen.processor import Processor, ProcessorContext, VideoMeta
 from vidgen.video import DecodedFrame, EncodeSettings, VideoReader, VideoWriter
+
+if TYPE_CHECKING:
+    import av
+    import numpy as np
+    import torch
 
 QUEUE_FRAMES = 16
 _DONE = object()
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' → CUDA when available, else CPU; 'cuda' without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise VidgenError("--device cuda requested but no CUDA GPU is available (use --device auto or cpu)")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise VidgenError(f"unknown device {name!r} (use auto, cpu or cuda)") from None
-
-
-def compute_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
-    """'auto' → float16 on CUDA, bfloat16 on a CPU that has native bf16, else float32."""
-    if precision == "fp32":
-        return torch.float32
-    if precision == "fp16":
-        if device.type != "cuda":
-            raise VidgenError("fp16 runs on CUDA only (use --precision bf16 or fp32 on the CPU)")
-        return torch.float16
-    if precision == "bf16":
-        return torch.bfloat16
-    if device.type == "cuda":
-        return torch.float16
-    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
-
-
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU has AVX-512 BF16 or AMX (bf16 autocast is then 2-3x faster than fp32)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def to_tensor(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
-    """`(H, W, 3)` uint8/uint16 → `(3, H, W)` float32 in [0, 1] on `device` (converted there)."""
-    scale = 65535.0 if rgb.dtype == np.uint16 else 255.0
-    if rgb.dtype == np.uint16:
-        rgb = rgb.astype(np.int32)  # torch has no uint16 arithmetic on every device
-    pixels = torch.from_numpy(rgb).to(device, non_blocking=True)
-    return pixels.permute(2, 0, 1).float().div_(scale)
-
-
-def to_array(pixels: torch.Tensor, deep: bool) -> np.ndarray:
-    """`(3, H, W)` float in [0, 1] → contiguous `(H, W, 3)` uint8 (or uint16 when `deep`) on the CPU."""
-    scale = 65535.0 if deep else 255.0
-    values = pixels.detach().permute(1, 2, 0).float().mul(scale).round_().clamp_(0, scale)
-    if deep:
-        return np.ascontiguousarray(values.to(torch.int32).cpu().numpy().astype(np.uint16))
-    return np.ascontiguousarray(values.to(torch.uint8).cpu().numpy())
 
 
 @dataclass
@@ -148,6 +95,9 @@ def temporary_output(dst: Path) -> Path:
     and rename over `dst` only on success."""
     fd, name = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=dst.suffix or ".mp4", dir=dst.parent or ".")
     os.close(fd)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)  # mkstemp makes it private; the result gets the usual permissions
     return Path(name)
 
 
@@ -178,14 +128,13 @@ def run(
     """Process video `src` through `processors` (in order) and write `dst`.
 
     The result is written to a temporary file beside `dst` and renamed only when everything succeeded.
+    With no processors, frames go from decoder to encoder as decoded (no RGB round trip).
     """
     src, dst = Path(src), Path(dst)
     reader = VideoReader(src)
     try:
         check_output_path(src, dst, overwrite)
-        torch_device = resolve_device(device)
-        dtype = compute_dtype(torch_device, precision)
-        setup_processors(processors, reader, torch_device, dtype, log)
+        compute_device = prepare_processors(processors, reader, device, precision, log)
         tmp = temporary_output(dst)
     except BaseException:
         reader.close()
@@ -199,7 +148,7 @@ def run(
     count = 0
 
     def decode() -> None:
-        for frame in reader.frames():
+        for frame in reader.frames(rgb=bool(processors)):
             if not _put(decoded, frame, stop):
                 return
         _put(decoded, _DONE, stop)
@@ -211,6 +160,19 @@ def run(
                 return
             writer.write(*item)
 
+    def decoded_frames() -> Iterator[DecodedFrame]:
+        while True:
+            item = _get(decoded, stop, decoder)
+            if item is _DONE:
+                break
+            yield item
+        if decoder.error is not None:
+            raise decoder.error
+        listed = reader.stream.frames
+        if listed and reader.decoded_frames < listed:
+            log(f"warning: {src} looks truncated: its header lists {listed} frames, "
+                f"{reader.decoded_frames} could be decoded")
+
     try:
         writer = VideoWriter(tmp, reader, encode or EncodeSettings(), log)
         decoder = _Worker(decode, "vidgen-decode")
@@ -218,33 +180,14 @@ def run(
         threads = [decoder, encoder]
         decoder.start()
         encoder.start()
-        chain = Chain(processors)
         bar = _progress_bar(reader.estimated_frames, progress)
-
-        def emit(frames: Iterator[Frame]) -> None:
-            nonlocal count
-            for frame in frames:
-                if encoder.error is not None:
-                    raise encoder.error
-                if not _put(processed, (to_array(frame.pixels, reader.deep), frame.pts, frame.index), stop):
-                    return
-                count += 1
-                bar.update(1)
-
-        with torch.no_grad():
-            while True:
-                item = _get(decoded, stop, decoder)
-                if item is _DONE:
-                    break
-                assert isinstance(item, DecodedFrame)
-                emit(chain.push(Frame(to_tensor(item.rgb, torch_device), item.index, item.pts)))
-            if decoder.error is not None:
-                raise decoder.error
-            listed = reader.stream.frames
-            if listed and reader.decoded_frames < listed:
-                log(f"warning: {src} looks truncated: its header lists {listed} frames, "
-                    f"{reader.decoded_frames} could be decoded")
-            emit(chain.flush())
+        for item in encodable_frames(decoded_frames(), processors, compute_device, reader.deep):
+            if encoder.error is not None:
+                raise encoder.error
+            if not _put(processed, item, stop):
+                break
+            count += 1
+            bar.update(1)
         _put(processed, _DONE, stop)
         encoder.join()
         if encoder.error is not None:
@@ -267,38 +210,33 @@ def run(
     return RunResult(count, time.perf_counter() - start, dst)
 
 
+def prepare_processors(
+    processors: list[Processor], reader: VideoReader, device: str, precision: str, log: Callable[[str], None]
+) -> torch.device | None:
+    """Resolve `device` and `precision` and set up `processors` for `reader`'s stream; the device (None,
+    and torch is not even imported, when there are no processors)."""
+    if not processors:
+        return None
+    from vidgen.compute import compute_dtype, resolve_device
+
+    compute_device = resolve_device(device)
+    setup_processors(processors, reader, compute_device, compute_dtype(compute_device, precision), log)
+    return compute_device
+
+
+def encodable_frames(
+    frames: Iterable[DecodedFrame], processors: list[Processor], device: torch.device | None, deep: bool
+) -> Iterator[tuple[np.ndarray | av.VideoFrame, int | None, int]]:
+    """`(image, pts, index)` for `VideoWriter.write`, in order: the processed RGB frames, or with no
+    processors the decoded frames themselves (decoded with `rgb=False`), untouched."""
+    if not processors:
+        return ((frame.picture, frame.pts, frame.index) for frame in frames)
+    from vidgen.compute import process_stream
+
+    return process_stream(frames, processors, device, deep)
+
+
 def _progress_bar(total: int | None, enabled: bool) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, unit="frame", disable=not enabled, dynamic_ncols=True, leave=False)
-
-
-def iter_groups(
-    src: str | os.PathLike, group_size: int = 8, context: tuple[int, int] = (0, 0), device: str = "cpu"
-) -> Iterator[FrameGroup]:
-    """Yield the `FrameGroup`s of video `src` as a processor would receive them (for library users)."""
-    groups: list[FrameGroup] = []
-
-    class Collect(Processor):
-        name = "collect"
-
-        def process(self, group: FrameGroup) -> FrameGroup:
-            groups.append(group)
-            return group.with_frames(group.core_frames)
-
-    collector = Collect()
-    collector.group_size, collector.context = group_size, context
-    chain = Chain([collector])
-    reader = VideoReader(src)
-    torch_device = resolve_device(device)
-    try:
-        for item in reader.frames():
-            for _ in chain.push(Frame(to_tensor(item.rgb, torch_device), item.index, item.pts)):
-                pass
-            yield from groups
-            groups.clear()
-        for _ in chain.flush():
-            pass
-        yield from groups
-    finally:
-        reader.close()

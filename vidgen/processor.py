@@ -6,22 +6,12 @@ import abc
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from vidgen.errors import VidgenError
 
-
-def frames_to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """`(T, 3, H, W)` float in [0, 1] on any device → `(T, H, W, 3)` uint8 array (clamped, rounded)."""
-    return frames.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-
-
-def uint8_to_frames(array: np.ndarray, device: torch.device | str) -> torch.Tensor:
-    """`(T, H, W, 3)` uint8 array → `(T, 3, H, W)` float32 in [0, 1] on `device` (converted there)."""
-    return torch.from_numpy(array).to(device).permute(0, 3, 1, 2).float() / 255
+if TYPE_CHECKING:
+    import torch
 
 
 def parse_bool(text: str) -> bool:
@@ -93,6 +83,8 @@ class ProcessorContext:
 
     def autocast(self) -> torch.autocast:
         """An autocast context for this device and dtype (a no-op for float32)."""
+        import torch
+
         return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
 
 

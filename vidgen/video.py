@@ -10,6 +10,7 @@ from typing import Callable, Iterator
 
 import av
 import numpy as np
+from av.video.frame import PictureType
 
 from vidgen.errors import VidgenError
 
@@ -148,11 +149,13 @@ def probe(path: str | os.PathLike) -> VideoInfo:
 
 @dataclass
 class DecodedFrame:
-    """One decoded frame: `rgb` is `(H, W, 3)` uint8 (8-bit input) or uint16 (deeper input)."""
+    """One decoded frame: `rgb` is `(H, W, 3)` uint8 (8-bit input) or uint16 (deeper input); or, when
+    decoded without RGB conversion, `rgb` is None and `picture` is the frame as the decoder gave it."""
 
-    rgb: np.ndarray
+    rgb: np.ndarray | None
     index: int
     pts: int | None
+    picture: av.VideoFrame | None = None
 
 
 class VideoReader:
@@ -180,8 +183,9 @@ class VideoReader:
         self.colour = Colour.of(ctx)
         self.decoded_frames = 0
 
-    def frames(self) -> Iterator[DecodedFrame]:
-        """Yield every frame in presentation order, in RGB at the stream's bit depth."""
+    def frames(self, rgb: bool = True) -> Iterator[DecodedFrame]:
+        """Yield every frame in presentation order: in RGB at the stream's bit depth, or (`rgb=False`) as
+        decoded, for frames that go to the encoder untouched."""
         fmt = "rgb48le" if self.deep else "rgb24"
         index = 0
         try:
@@ -189,8 +193,10 @@ class VideoReader:
                 if index == 0:
                     self.rotation = int(frame.rotation or 0)
                     self.colour = Colour.of(frame)
-                rgb = frame.to_ndarray(format=fmt, src_color_range=frame.color_range)
-                yield DecodedFrame(rgb, index, frame.pts)
+                if rgb:
+                    yield DecodedFrame(frame.to_ndarray(format=fmt, src_color_range=frame.color_range), index, frame.pts)
+                else:
+                    yield DecodedFrame(None, index, frame.pts, picture=frame)
                 index += 1
         except av.FFmpegError as exc:
             raise VidgenError(f"{self.path}: decoding failed at frame {index} ({_describe_av_error(exc)})") from None
@@ -317,22 +323,46 @@ class VideoWriter:
             streams = [self.copy_source.streams[i] for i in self.copies]
             self.copy_packets = self.copy_source.demux(*streams)
 
-    def write(self, rgb: np.ndarray, pts: int | None, index: int) -> None:
-        """Encode one `(H, W, 3)` uint8/uint16 RGB frame with its original pts."""
-        height, width = rgb.shape[:2]
+    def write(self, image: np.ndarray | av.VideoFrame, pts: int | None, index: int) -> None:
+        """Encode one frame with its original pts: an `(H, W, 3)` uint8/uint16 RGB array, or a frame as
+        the decoder gave it (no processor changed it), which is encoded without an RGB round trip and
+        without any conversion when it already has the output pixel format."""
+        if isinstance(image, av.VideoFrame):
+            picture = image
+            if self.video is None:
+                self._open(picture.width, picture.height)
+            if not any(self.pad):
+                if picture.format.name == self.pix_fmt:
+                    picture.pict_type = PictureType.NONE  # else x264 would copy the input's frame types
+                else:
+                    picture = self._to_output_format(picture)
+                self._encode(picture, pts, index)
+                return
+            # odd size for this pixel format: padded in RGB, like processed frames
+            image = picture.to_ndarray(format="rgb48le" if self.source.deep else "rgb24",
+                                       src_color_range=picture.color_range)
+        height, width = image.shape[:2]
         if self.video is None:
             self._open(width, height)
         if any(self.pad):
-            rgb = np.pad(rgb, ((0, self.pad[1]), (0, self.pad[0]), (0, 0)), mode="edge")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb48le" if rgb.dtype == np.uint16 else "rgb24")
+            image = np.pad(image, ((0, self.pad[1]), (0, self.pad[0]), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb48le" if image.dtype == np.uint16 else "rgb24")
+        self._encode(self._to_output_format(frame), pts, index)
+
+    def _to_output_format(self, frame: av.VideoFrame) -> av.VideoFrame:
+        """`frame` converted to the encoder's pixel format, tagged with the source's colour description."""
         colour = self.source.colour
-        frame = frame.reformat(
+        return frame.reformat(
             format=self.pix_fmt,
+            src_color_range=frame.color_range or None,
             dst_colorspace=colour.matrix if colour.matrix != 2 else None,
             dst_color_range=colour.range or None,
             dst_color_trc=colour.transfer,
             dst_color_primaries=colour.primaries,
         )
+
+    def _encode(self, frame: av.VideoFrame, pts: int | None, index: int) -> None:
+        """Encode `frame` at `pts` (or, without one, at `index` frames of the nominal rate) and mux it."""
         if pts is None:
             pts = int(round(index / (self.source.rate * self.source.time_base)))
         frame.pts, frame.time_base = pts, self.source.time_base

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vidgen.engine import resolve_device
+from vidgen.compute import resolve_device
 from vidgen.training import (command_line, load_images, load_weights, random_crops, save_weights, set_seed,
                              split_holdout)
 from vidgen_denoise.model import TemporalREDNet

@@ -11,8 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vidgen.errors import VidgenError
-from vidgen.processor import FrameGroup, Option, Processor, ProcessorContext, frames_to_uint8, uint8_to_frames
+from vidgen import FrameGroup, Option, Processor, ProcessorContext, VidgenError, frames_to_uint8, uint8_to_frames
 from vidgen_inpaint.masks import MaskSource, detect_static_overlay, dilate, parse_boxes, sample_video_frames
 from vidgen_inpaint.model import TILE, load_gan
 from vidgen_inpaint.propagate import carry_previous_fill, propagate

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vidgen import frames_to_uint8
 from vidgen.metrics import psnr
-from vidgen.processor import frames_to_uint8
 from vidgen.training import command_line, load_images, random_crops, set_seed, split_holdout
 from vidgen_inpaint.model import TILE, Discriminator, Generator, init_weights, save_gan
 from vidgen_inpaint.search import SearchSettings, nearest_latents, random_latents, search_latents
@@ -119,7 +119,7 @@ def train_command(image_dir: str, out: str, checkpoint: str | None, resume: bool
                   width: int, lr: float, scale_min: float, scale_max: float, seed: int, log_every: int,
                   save_minutes: float, device: str, threads: int) -> None:
     """Train the DCGAN prior (G and D) of the inpaint plugin on random 64×64 crops of photographs."""
-    from vidgen.engine import resolve_device
+    from vidgen.compute import resolve_device
 
     if threads > 0:
         torch.set_num_threads(threads)

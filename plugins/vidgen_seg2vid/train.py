@@ -18,9 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vidgen.errors import VidgenError
+from vidgen import VidgenError, frames_to_uint8
 from vidgen.metrics import psnr
-from vidgen.processor import frames_to_uint8
 from vidgen.training import command_line, load_images, save_weights, set_seed, split_holdout
 from vidgen_seg2vid.labels import PALETTE, class_names, segment
 from vidgen_seg2vid.model import Generator, PatchDiscriminator, StyleEncoder

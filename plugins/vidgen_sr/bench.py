@@ -9,7 +9,7 @@ import click
 import numpy as np
 import torch
 
-from vidgen.engine import compute_dtype, resolve_device
+from vidgen.compute import compute_dtype, resolve_device
 from vidgen.processor import ProcessorContext, VideoMeta
 from vidgen.synth import evaluation_photos
 from vidgen_sr.evaluate import crop_to_multiple, to_uint8, y_psnr_ssim

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidgen.engine import compute_dtype, resolve_device
+from vidgen.compute import compute_dtype, resolve_device
 from vidgen.errors import VidgenError
 from vidgen.training import command_line, load_images, load_weights, random_crops, save_weights, set_seed, split_holdout
 from vidgen_sr.evaluate import crop_to_multiple, to_uint8, y_psnr_ssim
