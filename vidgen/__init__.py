@@ -2,7 +2,7 @@
 
 import importlib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # Decode, compute and encode share the cores: torch's OpenMP threads must sleep, not spin, while they
 # wait, or they starve the encoder's threads (measured: 2x slower no-plugin runs with spinning).
@@ -16,6 +16,9 @@ from vidgen.video import EncodeSettings, VideoInfo, probe
 
 __version__ = "0.1.0"
 
+if TYPE_CHECKING:
+    from vidgen.api import ReadyProcessor
+
 # Names whose modules import torch load on first use, so `import vidgen` (and a plain re-encode or
 # `vidgen info`) does not spend a second importing torch.
 _LAZY = {
@@ -28,7 +31,7 @@ _LAZY = {
 }
 
 
-def processor(name: str, device: str = "auto", precision: str = "auto", **options: Any) -> Any:
+def processor(name: str, device: str = "auto", precision: str = "auto", **options: Any) -> "ReadyProcessor":
     """A ready processor `name` with `options`, e.g. `vidgen.processor("sr", scale=2)(frames)`: a
     `ReadyProcessor` (defined here, not lazily, because `vidgen.processor` is also a submodule)."""
     from vidgen.api import processor as ready_processor
