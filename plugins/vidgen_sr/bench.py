@@ -151,5 +151,5 @@ def bench_command(frames: int, batch: int, device: str) -> None:
             flops = flops_per_frame(processor, width, height)
             achieved = flops * fps
             share = f"{100 * achieved / peak:.0f} %" if precision == dtype and not tile else "-"
-            click.echo(f"| srresnet/srgan x{scale} | {width}x{height} | {str(precision).replace('torch.', '')} | "
+            click.echo(f"| srresnet x{scale} | {width}x{height} | {str(precision).replace('torch.', '')} | "
                        f"{tile or '-'} | {fps:.2f} | {flops / 1e9:.1f} | {achieved / 1e9:.0f} | {share} |")
