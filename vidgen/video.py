@@ -328,19 +328,13 @@ class VideoWriter:
         the decoder gave it (no processor changed it), which is encoded without an RGB round trip and
         without any conversion when it already has the output pixel format."""
         if isinstance(image, av.VideoFrame):
-            picture = image
             if self.video is None:
-                self._open(picture.width, picture.height)
+                self._open(image.width, image.height)
             if not any(self.pad):
-                if picture.format.name == self.pix_fmt:
-                    picture.pict_type = PictureType.NONE  # else x264 would copy the input's frame types
-                else:
-                    picture = self._to_output_format(picture)
-                self._encode(picture, pts, index)
+                self._encode(self._as_output_picture(image), pts, index)
                 return
             # odd size for this pixel format: padded in RGB, like processed frames
-            image = picture.to_ndarray(format="rgb48le" if self.source.deep else "rgb24",
-                                       src_color_range=picture.color_range)
+            image = image.to_ndarray(format="rgb48le" if self.source.deep else "rgb24", src_color_range=image.color_range)
         height, width = image.shape[:2]
         if self.video is None:
             self._open(width, height)
@@ -348,6 +342,14 @@ class VideoWriter:
             image = np.pad(image, ((0, self.pad[1]), (0, self.pad[0]), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb48le" if image.dtype == np.uint16 else "rgb24")
         self._encode(self._to_output_format(frame), pts, index)
+
+    def _as_output_picture(self, picture: av.VideoFrame) -> av.VideoFrame:
+        """A decoded frame ready for the encoder: as it is when it has the output pixel format, with its
+        picture type cleared (else x264 would copy the input's frame types); converted otherwise."""
+        if picture.format.name != self.pix_fmt:
+            return self._to_output_format(picture)
+        picture.pict_type = PictureType.NONE
+        return picture
 
     def _to_output_format(self, frame: av.VideoFrame) -> av.VideoFrame:
         """`frame` converted to the encoder's pixel format, tagged with the source's colour description."""
