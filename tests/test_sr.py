@@ -19,7 +19,7 @@ from vidgen.training import load_weights, save_weights
 from vidgen_sr.evaluate import to_uint8, y_psnr_ssim
 from vidgen_sr.model import SRResNet, downscale
 from vidgen_sr.processor import feather, tile_starts
-from vidgen_sr.train import train_command
+from vidgen_sr.train import grow_from, train_command
 
 
 @pytest.fixture(scope="module")
@@ -230,17 +230,27 @@ def test_srgan_fine_tune_with_user_vgg_weights(tiny_weights: Path, photos: Path,
     assert load_weights(out)[1]["content_loss"] == "l1+vgg54+feature-matching"
 
 
-def test_training_can_grow_a_trained_generator_by_identity_blocks(tiny_net: SRResNet, tiny_weights: Path,
-                                                                  photos: Path, tmp_path: Path) -> None:
+def test_growing_a_generator_keeps_its_output_exactly(tiny_net: SRResNet) -> None:
+    grown = SRResNet(2, channels=24, blocks=4)
+    image = torch.rand(1, 3, 12, 12)
+    with torch.no_grad():
+        grow_from(grown, tiny_net.state_dict(), init_blocks=2)
+        assert torch.allclose(grown(image), tiny_net(image), atol=1e-5)
+        assert grown.head(image)[:, 16:].abs().min() > 0  # the added channels carry signal for training
+
+
+@pytest.mark.parametrize("channels", [16, 24])
+def test_training_can_grow_a_trained_generator_without_changing_its_output(
+        channels: int, tiny_net: SRResNet, tiny_weights: Path, photos: Path, tmp_path: Path) -> None:
     out = tmp_path / "grown.safetensors"
     result = CliRunner().invoke(train_command, [
         "--images", str(photos), "--scale", "2", "--init", str(tiny_weights), "--out", str(out),
-        "--channels", "16", "--blocks", "4", "--batch", "2", "--patch", "16", "--holdout-every", "3",
+        "--channels", str(channels), "--blocks", "4", "--batch", "2", "--patch", "16", "--holdout-every", "3",
         "--lr", "1e-12", "--minutes", "0.001", "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    assert "2 identity blocks added" in result.output
+    assert "2 identity blocks" in result.output and ("8 channels" in result.output) == (channels == 24)
     tensors, meta = load_weights(out)
-    grown = SRResNet(2, 16, 4)
+    grown = SRResNet(2, channels, 4)
     grown.load_state_dict(tensors)
     image = torch.rand(1, 3, 12, 12)
     with torch.no_grad():
@@ -248,4 +258,4 @@ def test_training_can_grow_a_trained_generator_by_identity_blocks(tiny_net: SRRe
     too_few = CliRunner().invoke(train_command, [
         "--images", str(photos), "--scale", "2", "--init", str(out), "--out", str(tmp_path / "x.safetensors"),
         "--channels", "16", "--blocks", "2", "--patch", "16", "--holdout-every", "3"])
-    assert too_few.exit_code != 0 and "at least as many --blocks" in str(too_few.exception)
+    assert too_few.exit_code != 0 and "at least as many --channels and --blocks" in str(too_few.exception)

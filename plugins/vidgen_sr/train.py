@@ -49,6 +49,31 @@ def cosine_rate(base: float, progress: float) -> float:
     return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
+def grow_from(generator: SRResNet, tensors: dict[str, torch.Tensor], init_blocks: int) -> None:
+    """Load a trained generator's `tensors` into a deeper and/or wider `generator` without changing its output.
+
+    Blocks beyond `init_blocks` become identities (their second convolution is zeroed). Added channels keep
+    their random initialisation (scaled by 0.1) but every convolution's weights from an added input channel
+    into an original output channel are zeroed, so the original channels, and the output, are unchanged while
+    gradients still reach the new weights.
+    """
+    own = generator.state_dict()
+    for name, target in own.items():
+        source = tensors.get(name)
+        if source is None:
+            continue
+        if source.shape == target.shape:
+            target.copy_(source)
+            continue
+        target.mul_(0.1)
+        target[tuple(slice(0, n) for n in source.shape)] = source
+        if target.dim() == 4:  # conv weight (out, in, k, k): original outputs ignore the added inputs
+            target[:source.shape[0], source.shape[1]:] = 0
+    for block in generator.body[init_blocks:]:
+        nn.init.zeros_(block.conv2.weight)
+        nn.init.zeros_(block.conv2.bias)
+
+
 @click.command("sr")
 @click.option("--images", required=True, type=click.Path(file_okay=False), help="Folder of training photos (searched recursively).")
 @click.option("--scale", type=click.Choice([str(s) for s in SCALES]), default="4", show_default=True)
@@ -93,18 +118,14 @@ def train_command(images: str, scale: str, model_kind: str, out: str, minutes: f
     generator = SRResNet(factor, channels, blocks)
     if init_path:
         tensors, meta = load_weights(init_path)
-        init_blocks = int(meta.get("blocks", blocks))
-        if meta.get("channels", channels) != channels or init_blocks > blocks:
-            raise VidgenError(f"{init_path}: has {meta.get('channels')} channels / {init_blocks} blocks; "
-                              f"pass the same --channels and at least as many --blocks")
-        own = generator.state_dict()
-        shared = {k: v for k, v in tensors.items() if k in own and own[k].shape == v.shape}
-        generator.load_state_dict(shared, strict=False)
-        for block in generator.body[init_blocks:]:  # added blocks start as identities: same output as --init
-            nn.init.zeros_(block.conv2.weight)
-            nn.init.zeros_(block.conv2.bias)
-        grown = f", {blocks - init_blocks} identity blocks added" if blocks > init_blocks else ""
-        click.echo(f"initialised {len(shared)}/{len(own)} tensors from {init_path}{grown}")
+        init_channels, init_blocks = int(meta.get("channels", channels)), int(meta.get("blocks", blocks))
+        if init_channels > channels or init_blocks > blocks:
+            raise VidgenError(f"{init_path}: has {init_channels} channels / {init_blocks} blocks; "
+                              f"pass at least as many --channels and --blocks")
+        grow_from(generator, tensors, init_blocks)
+        added = [f"{blocks - init_blocks} identity blocks"] if blocks > init_blocks else []
+        added += [f"{channels - init_channels} channels"] if channels > init_channels else []
+        click.echo(f"initialised from {init_path}" + (f" ({' and '.join(added)} added; same output)" if added else ""))
     elif model_kind == "srgan":
         raise VidgenError("--model srgan fine-tunes a trained generator: pass --init SRRESNET_WEIGHTS")
     generator = generator.to(torch_device, memory_format=torch.channels_last)
