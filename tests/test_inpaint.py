@@ -16,7 +16,7 @@ from vidgen_inpaint.masks import MaskSource, detect_static_overlay, parse_boxes
 from vidgen_inpaint.model import DEFAULT_WEIGHTS, Discriminator, Generator, init_weights, load_gan, save_gan
 from vidgen_inpaint.processor import plan_tiles
 from vidgen_inpaint.propagate import carry_previous_fill, propagate
-from vidgen_inpaint.search import poisson_blend
+from vidgen_inpaint.search import SearchSettings, poisson_blend
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -114,8 +114,20 @@ def test_carried_fill_follows_the_scene_motion():
     assert np.array_equal(out[~mask], frame[~mask])
 
 
+def test_image_search_anneals_its_rate_over_a_fixed_budget() -> None:
+    first = SearchSettings(max_steps=1000).image_search()
+    rates = [first.rate(step) for step in range(1, first.max_steps + 1)]
+    assert first.max_steps == 150 and not first.early_stop
+    assert rates[0] == pytest.approx(0.1) and rates[-1] == pytest.approx(0.01)
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+    assert SearchSettings(max_steps=40).image_search().max_steps == 40  # never more than `iterations`
+    assert {SearchSettings().rate(step) for step in (1, 500, 1000)} == {0.03}  # per-frame: constant rate
+
+
 def test_smoothing_steadies_the_fill_of_a_static_hole(tiny_weights):
-    frames = np.repeat(evaluation_photos()["rocket"][::6, ::6][:64, :96][None], 8, 0)
+    still = np.repeat(evaluation_photos()["rocket"][::6, ::6][:64, :96][None], 8, 0)
+    # sensor noise makes every frame's search (and so its fill) differ a little, as in real footage
+    frames = np.clip(still + np.random.default_rng(0).normal(0, 4, still.shape), 0, 255).astype(np.uint8)
     common = dict(device="cpu", box="40,20,20,16", dilate=0, weights=tiny_weights, group=4)
     flicker = {}
     for smooth in (0.0, 0.9):
@@ -151,6 +163,7 @@ def test_known_pixels_are_kept_and_schedules_differ(clip, tiny_weights):
     stats = video.processors[0].stats
     # one pool-initialised search for the new hole, then one joint search per group of 4 frames
     assert len(stats.steps_per_search) == 3 and stats.tiles == 8
+    assert stats.steps_per_search[0] == 150  # the first search has a fixed, annealed budget
     per_frame = vidgen.processor("inpaint", propagate=False, schedule="per-frame", iterations=7, **common)
     per_frame(corrupted)
     assert per_frame.processors[0].stats.steps_per_search == [7] * 8

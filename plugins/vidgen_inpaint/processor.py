@@ -280,7 +280,7 @@ class Inpaint(Processor):
         if fresh:  # a new hole: image search (pool init) on its first tile, then shared by its track
             z0 = nearest_latents(self.netG, targets[fresh], known[fresh], self.settings.pool,
                                  generator=self.rng, autocast=self.ctx.autocast())
-            first = search_latents(self.netG, self.netD, targets[fresh], known[fresh], z0, settings,
+            first = search_latents(self.netG, self.netD, targets[fresh], known[fresh], z0, settings.image_search(),
                                    autocast=self.ctx.autocast())
             self._count(first.steps)
             for k, z in zip(fresh, first.z):

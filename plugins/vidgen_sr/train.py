@@ -83,8 +83,8 @@ def grow_from(generator: SRResNet, tensors: dict[str, torch.Tensor], init_blocks
 @click.option("--minutes", type=float, default=10.0, show_default=True, help="Wall-clock training budget (includes resumed time).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--init", "init_path", type=click.Path(dir_okay=False),
-              help="Start the generator from these weights (required for srgan); with more --blocks than they have, "
-                   "the extra blocks start as identities.")
+              help="Start the generator from these weights (required for srgan); with more --blocks or --channels "
+                   "than they have, the network is grown without changing its output.")
 @click.option("--resume", is_flag=True, help="Continue from OUT.ckpt (written every --checkpoint-every seconds).")
 @click.option("--vgg", "vgg_path", type=click.Path(dir_okay=False), help="torchvision VGG-19 weights for SRGAN's VGG54 content loss.")
 @click.option("--channels", type=int, default=48, show_default=True, help="Generator width (shipped: 48).")
