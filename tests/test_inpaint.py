@@ -198,6 +198,10 @@ def test_poisson_blend_matches_the_border():
     known[..., 24:40, 24:40] = 0
     blended = poisson_blend(generated, target, known)
     assert torch.allclose(blended, target, atol=1e-3)  # a constant offset is absorbed entirely
+    # a flat fill in a large hole under a colour ramp: the harmonic correction is the ramp itself
+    ramp = torch.linspace(0.2, 0.8, 64).expand(1, 3, 64, 64)
+    known[..., 12:52, 12:52] = 0
+    assert (poisson_blend(generated, ramp, known) - ramp).abs().max() < 5e-3
 
 
 def test_shipped_weights_beat_telea_on_a_moving_box():
