@@ -34,7 +34,7 @@ class SearchSettings:
     def image_search(self, steps: int = 150) -> SearchSettings:
         """Settings for the first search of a new hole: a fixed budget of at most `steps` steps with the
         learning rate annealed from 0.1 to 0.01, which settles deeper in that budget than a constant rate
-        stopped early (docs/inpaint.md, run 6)."""
+        stopped early (docs/inpaint.md, runs 6 and 7)."""
         return replace(self, max_steps=min(steps, self.max_steps), lr=0.1, final_lr=0.1, early_stop=False)
 
     def rate(self, step: int) -> float:
