@@ -237,6 +237,11 @@ def test_growing_a_generator_keeps_its_output_exactly(tiny_net: SRResNet) -> Non
         grow_from(grown, tiny_net.state_dict(), init_blocks=2)
         assert torch.allclose(grown(image), tiny_net(image), atol=1e-5)
         assert grown.head(image)[:, 16:].abs().min() > 0  # the added channels carry signal for training
+    other_scale = SRResNet(4, channels=16, blocks=2)  # e.g. a x4 model started from a x2 one
+    upsampler = other_scale.upsample.weight.clone()
+    grow_from(other_scale, tiny_net.state_dict(), init_blocks=2)
+    assert torch.equal(other_scale.upsample.weight, upsampler)
+    assert torch.equal(other_scale.head[0].weight, tiny_net.head[0].weight)
 
 
 @pytest.mark.parametrize("channels", [16, 24])
