@@ -52,22 +52,18 @@ def cosine_rate(base: float, progress: float) -> float:
 def grow_from(generator: SRResNet, tensors: dict[str, torch.Tensor], init_blocks: int) -> None:
     """Load a trained generator's `tensors` into a deeper and/or wider `generator` without changing its output.
 
-    The upsampler of a generator of another scale is not loaded (its sub-pixel channels mean other things).
-
     Blocks beyond `init_blocks` become identities (their second convolution is zeroed). Added channels keep
     their random initialisation (scaled by 0.1) but every convolution's weights from an added input channel
     into an original output channel are zeroed, so the original channels, and the output, are unchanged while
-    gradients still reach the new weights.
+    gradients still reach the new weights. The upsampler of a generator of another scale is not loaded (its
+    sub-pixel channels mean other things).
     """
-    own = generator.state_dict()
-    for name, target in own.items():
+    for name, target in generator.state_dict().items():
         source = tensors.get(name)
         if source is None or (name.startswith("upsample.") and source.shape[0] != target.shape[0]):
             continue  # the upsampler of another scale: keep this network's initialisation
-        if source.shape == target.shape:
-            target.copy_(source)
-            continue
-        target.mul_(0.1)
+        if source.shape != target.shape:
+            target.mul_(0.1)
         target[tuple(slice(0, n) for n in source.shape)] = source
         if target.dim() == 4:  # conv weight (out, in, k, k): original outputs ignore the added inputs
             target[:source.shape[0], source.shape[1]:] = 0
