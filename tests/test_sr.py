@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import av
@@ -19,7 +20,7 @@ from vidgen.training import load_weights, save_weights
 from vidgen_sr.evaluate import to_uint8, y_psnr_ssim
 from vidgen_sr.model import SRResNet, downscale
 from vidgen_sr.processor import feather, tile_starts
-from vidgen_sr.train import grow_from, train_command
+from vidgen_sr.train import augment_colours, grow_from, train_command
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +148,8 @@ def test_trainer_writes_weights_and_resumes(tmp_path: Path) -> None:
     out = tmp_path / "tiny.safetensors"
     common = ["--images", str(images), "--scale", "2", "--out", str(out), "--channels", "8", "--blocks", "1",
               "--batch", "2", "--patch", "16", "--holdout-every", "5", "--validate-every", "2", "--seed", "3"]
-    first = CliRunner().invoke(train_command, common + ["--minutes", "0.01"])
+    first = CliRunner().invoke(train_command, common + ["--minutes", "0.01", "--min-scale", "0.5", "--invert", "0.5",
+                                                        "--permute-colours"])
     assert first.exit_code == 0, first.output
     steps = load_weights(out)[1]["steps"]
     second = CliRunner().invoke(train_command, common + ["--minutes", "0.03", "--resume"])
@@ -155,7 +157,27 @@ def test_trainer_writes_weights_and_resumes(tmp_path: Path) -> None:
     assert "resumed" in second.output
     tensors, metadata = load_weights(out)
     assert metadata["steps"] > steps and metadata["seed"] == 3 and metadata["scale"] == 2
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # safetensors alone writes 0600
     assert vidgen.processor("sr", device="cpu", weights=str(out))(random_clip(1, 20, 20)).shape == (1, 40, 40, 3)
+
+
+def test_colour_augmentation_keeps_patches_consistent_with_the_degradation() -> None:
+    hr = torch.rand(6, 3, 16, 16)
+    rng = np.random.default_rng(0)
+    assert torch.equal(augment_colours(hr, rng, invert=1.0, permute=False), 1 - hr)
+    assert torch.equal(augment_colours(hr, rng, invert=0.0, permute=False), hr)
+    permuted = augment_colours(hr, rng, invert=0.0, permute=True)
+    orders = set()
+    for original, shuffled in zip(hr, permuted):
+        order = [next(c for c in range(3) if torch.equal(shuffled[k], original[c])) for k in range(3)]
+        assert sorted(order) == [0, 1, 2]
+        orders.add(tuple(order))
+    assert len(orders) > 1
+    # the LR patch of an augmented HR patch is the augmented LR patch (before 8-bit rounding)
+    lr = downscale(hr, 2, quantize=False)
+    assert torch.allclose(downscale(1 - hr, 2, quantize=False), 1 - lr, atol=1e-6)
 
 
 class TestFieldCheckpoints:

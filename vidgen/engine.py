@@ -95,10 +95,15 @@ def temporary_output(dst: Path) -> Path:
     and rename over `dst` only on success."""
     fd, name = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=dst.suffix or ".mp4", dir=dst.parent or ".")
     os.close(fd)
+    give_default_permissions(name)  # mkstemp makes it private
+    return Path(name)
+
+
+def give_default_permissions(path: str | os.PathLike) -> None:
+    """Set a new file's mode to what `open()` would have given it (0666 less the umask)."""
     umask = os.umask(0o022)
     os.umask(umask)
-    os.chmod(name, 0o666 & ~umask)  # mkstemp makes it private; the result gets the usual permissions
-    return Path(name)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def setup_processors(

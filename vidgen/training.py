@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vidgen.engine import give_default_permissions
 from vidgen.errors import VidgenError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -70,6 +71,7 @@ def save_weights(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta
 
     tensors = {k: (v.half() if half and v.is_floating_point() else v).contiguous().cpu() for k, v in tensors.items()}
     save_file(tensors, str(path), metadata={"vidgen": json.dumps(metadata)})
+    give_default_permissions(path)  # safetensors writes the file private (0600)
 
 
 def load_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -49,6 +49,18 @@ def cosine_rate(base: float, progress: float) -> float:
     return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
+def augment_colours(hr: torch.Tensor, rng: np.random.Generator, invert: float, permute: bool) -> torch.Tensor:
+    """Photometric augmentation of HR patches `(N, 3, H, W)` in [0, 1]: a random order of the colour channels
+    (with `permute`) and, with probability `invert`, the negative image. Both commute with the bicubic
+    degradation, so the LR patches made from the result stay consistent with it."""
+    if permute:
+        hr = torch.stack([patch[torch.from_numpy(rng.permutation(3))] for patch in hr])
+    if invert:
+        negative = torch.from_numpy(rng.random(len(hr)) < invert).view(-1, 1, 1, 1)
+        hr = torch.where(negative, 1 - hr, hr)
+    return hr
+
+
 def grow_from(generator: SRResNet, tensors: dict[str, torch.Tensor], init_blocks: int) -> None:
     """Load a trained generator's `tensors` into a deeper and/or wider `generator` without changing its output.
 
@@ -89,6 +101,11 @@ def grow_from(generator: SRResNet, tensors: dict[str, torch.Tensor], init_blocks
 @click.option("--blocks", type=int, default=5, show_default=True, help="Residual blocks (shipped: 5).")
 @click.option("--batch", type=int, default=16, show_default=True)
 @click.option("--patch", type=int, default=32, show_default=True, help="Low-resolution patch size (HR = patch x scale).")
+@click.option("--min-scale", type=click.FloatRange(0.05, 1.0), default=0.6, show_default=True,
+              help="Photos are randomly downscaled by a factor in [MIN_SCALE, 1] before cropping.")
+@click.option("--invert", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+              help="Probability that a patch is replaced by its negative.")
+@click.option("--permute-colours", is_flag=True, help="Shuffle the RGB channels of every patch.")
 @click.option("--lr", "learning_rate", type=float, default=None, help="Peak learning rate [default: 4e-4 srresnet, 5e-5 srgan].")
 @click.option("--holdout-every", type=int, default=10, show_default=True, help="Every N-th image is held out for validation.")
 @click.option("--validate-every", type=int, default=250, show_default=True, help="Steps between validations.")
@@ -97,7 +114,7 @@ def grow_from(generator: SRResNet, tensors: dict[str, torch.Tensor], init_blocks
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 def train_command(images: str, scale: str, model_kind: str, out: str, minutes: float, seed: int,
                   init_path: str | None, resume: bool, vgg_path: str | None, channels: int, blocks: int, batch: int,
-                  patch: int, learning_rate: float | None, holdout_every: int, validate_every: int,
+                  patch: int, min_scale: float, invert: float, permute_colours: bool, learning_rate: float | None, holdout_every: int, validate_every: int,
                   checkpoint_every: float, threads: int, device: str) -> None:
     """Train an sr model on patches of the photos in --images (bicubic ×SCALE degradation)."""
     factor = int(scale)
@@ -172,7 +189,8 @@ def train_command(images: str, scale: str, model_kind: str, out: str, minutes: f
         rate = cosine_rate(base_rate, (time.perf_counter() - start) / budget)
         for group in optimizer.param_groups:
             group["lr"] = rate
-        hr = random_crops(train_set, patch * factor, batch, rng, scale_range=(0.6, 1.0)).to(torch_device)
+        hr = random_crops(train_set, patch * factor, batch, rng, scale_range=(min_scale, 1.0))
+        hr = augment_colours(hr, rng, invert, permute_colours).to(torch_device)
         lr = downscale(hr, factor)
         hr = hr.contiguous(memory_format=torch.channels_last)
         lr = lr.contiguous(memory_format=torch.channels_last)
