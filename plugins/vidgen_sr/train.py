@@ -114,8 +114,8 @@ def grow_from(generator: SRResNet, tensors: dict[str, torch.Tensor], init_blocks
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 def train_command(images: str, scale: str, model_kind: str, out: str, minutes: float, seed: int,
                   init_path: str | None, resume: bool, vgg_path: str | None, channels: int, blocks: int, batch: int,
-                  patch: int, min_scale: float, invert: float, permute_colours: bool, learning_rate: float | None, holdout_every: int, validate_every: int,
-                  checkpoint_every: float, threads: int, device: str) -> None:
+                  patch: int, min_scale: float, invert: float, permute_colours: bool, learning_rate: float | None,
+                  holdout_every: int, validate_every: int, checkpoint_every: float, threads: int, device: str) -> None:
     """Train an sr model on patches of the photos in --images (bicubic ×SCALE degradation)."""
     factor = int(scale)
     if threads:
