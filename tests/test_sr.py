@@ -46,7 +46,8 @@ def random_clip(frames: int, height: int, width: int) -> np.ndarray:
 
 def test_registered_with_documented_options() -> None:
     cls = processors()["sr"].cls
-    assert {o.name for o in cls.options} == {"scale", "model", "weights", "tile", "tile_overlap", "batch"}
+    assert {o.name for o in cls.options} == {"scale", "model", "weights", "tile", "tile_overlap", "batch",
+                                                 "ensemble"}
     assert cls(scale=2).output_size(64, 48) == (128, 96)
 
 
@@ -71,6 +72,26 @@ def test_tiled_output_matches_whole_frame(tiny_weights: Path) -> None:
                              tile_overlap=12)(frames)
     assert tiled.shape == whole.shape == (2, 3, 192, 256)
     assert (tiled - whole).abs().max() < 2e-3
+
+
+def test_self_ensemble_maps_every_output_back(tiny_net: SRResNet, tiny_weights: Path, tmp_path: Path) -> None:
+    """With the residual zeroed the network is plain bicubic, which commutes with flips and quarter turns, so the
+    ensemble must equal the single pass; a transform left undone would leave a mirrored or turned frame."""
+    bicubic_only = SRResNet(2, channels=16, blocks=2)
+    bicubic_only.load_state_dict(tiny_net.state_dict())
+    torch.nn.init.zeros_(bicubic_only.upsample.weight)
+    torch.nn.init.zeros_(bicubic_only.upsample.bias)
+    path = tmp_path / "bicubic_x2.safetensors"
+    save_weights(path, bicubic_only.state_dict(), {**bicubic_only.config(), "model": "srresnet"}, half=False)
+    frames = torch.rand(2, 3, 20, 28)  # not square: odd quarter turns swap height and width
+
+    def upscale(weights: Path, ensemble: int) -> torch.Tensor:
+        return vidgen.processor("sr", device="cpu", precision="fp32", weights=str(weights), ensemble=ensemble)(frames)
+
+    for ensemble in (2, 4, 8):
+        torch.testing.assert_close(upscale(path, ensemble), upscale(path, 1), atol=1e-5, rtol=0)
+    # the random network is not equivariant: its ensemble really averages different outputs
+    assert (upscale(tiny_weights, 8) - upscale(tiny_weights, 1)).abs().max() > 1e-3
 
 
 def test_tiles_cover_the_frame_and_blend_to_one() -> None:
@@ -110,6 +131,7 @@ def test_shipped_srgan_x2_beats_bicubic() -> None:
     ({"model": "edsr"}, "model"),
     ({"tile": 20, "tile_overlap": 16}, "tile"),
     ({"batch": 0}, "batch"),
+    ({"ensemble": 3}, "ensemble"),
 ])
 def test_bad_options_are_one_line_errors(options: dict, message: str) -> None:
     with pytest.raises(VidgenError, match=message):

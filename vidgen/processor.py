@@ -40,7 +40,7 @@ class Option:
     type: type | Callable[[str], Any]
     default: Any
     help: str
-    choices: tuple[str, ...] | None = None
+    choices: tuple[Any, ...] | None = None
 
     def convert(self, value: Any) -> Any:
         """Convert a command-line string (or a Python value) into this option's type."""
@@ -53,7 +53,7 @@ class Option:
             except (ValueError, TypeError) as exc:
                 raise VidgenError(f"option {self.name}: {exc}") from None
         if self.choices is not None and value not in self.choices:
-            raise VidgenError(f"option {self.name}: {value!r} is not one of {', '.join(self.choices)}")
+            raise VidgenError(f"option {self.name}: {value!r} is not one of {', '.join(map(str, self.choices))}")
         return value
 
     @property
