@@ -104,7 +104,7 @@ class SuperResolution(Processor):
         Option("tile_overlap", int, 32, "input pixels shared by neighbouring tiles, cross-faded"),
         Option("batch", int, 4, "frames upscaled per forward pass"),
         Option("ensemble", int, 1, "average the outputs for 1, 2, 4 or 8 flips/rotations of each frame "
-               "(geometric self-ensemble: slightly sharper, that many times slower)", choices=ENSEMBLE_SIZES),
+               "(geometric self-ensemble: slightly higher PSNR, that many times slower)", choices=ENSEMBLE_SIZES),
     )
 
     def __init__(self, **options: object) -> None:
