@@ -147,8 +147,8 @@ def bench_command(frames: int, batch: int, device: str) -> None:
             resize(lr, scale)
         click.echo(f"| bicubic (cv2) x{scale} | {width}x{height} | uint8 | - | "
                    f"{frames / (time.perf_counter() - start):.1f} | - | - | - |")
-        variants = [(dtype, 0, 1), (torch.float32, 0, 1), (dtype, 96, 1), (dtype, 0, ENSEMBLE)]
-        for precision, tile, ensemble in variants if dtype != torch.float32 else variants[:1] + variants[2:]:
+        fp32_row = [(torch.float32, 0, 1)] if dtype != torch.float32 else []
+        for precision, tile, ensemble in [(dtype, 0, 1), *fp32_row, (dtype, 96, 1), (dtype, 0, ENSEMBLE)]:
             processor = ready("srresnet", scale, torch_device, precision, tile=tile, batch=batch, ensemble=ensemble)
             timed = max(batch, frames // ensemble)  # the ensemble rows time fewer frames: each is N passes
             fps = frames_per_second(processor, width, height, timed, batch)
