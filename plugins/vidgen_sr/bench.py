@@ -14,10 +14,10 @@ from vidgen.processor import ProcessorContext, VideoMeta
 from vidgen.synth import evaluation_photos
 from vidgen_sr.evaluate import crop_to_multiple, to_uint8, y_psnr_ssim
 from vidgen_sr.model import SCALES, downscale
-from vidgen_sr.processor import MODELS, SuperResolution
+from vidgen_sr.processor import ENSEMBLE_SIZES, MODELS, SuperResolution
 
 SPEED_OUTPUT = (1280, 720)
-ENSEMBLE = 8  # the bench's self-ensemble rows: all flips and quarter turns
+ENSEMBLE = max(ENSEMBLE_SIZES)  # the bench's self-ensemble rows: all flips and quarter turns
 
 
 def ready(model: str, scale: int, device: torch.device, dtype: torch.dtype, **options: object) -> SuperResolution:

@@ -72,13 +72,16 @@ def feather(length: int, overlap_before: int, overlap_after: int) -> torch.Tenso
 
 
 def turn(images: torch.Tensor, quarter_turns: int, mirrored: bool) -> torch.Tensor:
-    """Mirror `(N, C, H, W)` left-right (if `mirrored`), then rotate it by `quarter_turns` × 90°."""
-    return torch.rot90(images.flip(-1) if mirrored else images, quarter_turns, (-2, -1))
+    """Mirror `(N, C, H, W)` left-right (if `mirrored`), then rotate it by `quarter_turns` × 90°.
+
+    The identity returns `images` itself (`torch.rot90` by 0 would copy it and drop channels-last)."""
+    images = images.flip(-1) if mirrored else images
+    return torch.rot90(images, quarter_turns, (-2, -1)) if quarter_turns else images
 
 
 def unturn(images: torch.Tensor, quarter_turns: int, mirrored: bool) -> torch.Tensor:
     """Undo `turn(images, quarter_turns, mirrored)`."""
-    images = torch.rot90(images, -quarter_turns, (-2, -1))
+    images = torch.rot90(images, -quarter_turns, (-2, -1)) if quarter_turns else images
     return images.flip(-1) if mirrored else images
 
 
@@ -175,9 +178,17 @@ class SuperResolution(Processor):
         if (target_h, target_w) != (height, width):
             mode = "reflect" if target_h - height < height and target_w - width < width else "replicate"
             lr = F.pad(lr, (0, target_w - width, 0, target_h - height), mode=mode)
-        lr = lr.contiguous(memory_format=torch.channels_last)
-        transforms = DIHEDRAL[: self.settings.ensemble]
+
+        def upscale_turned(transform: tuple[int, bool]) -> torch.Tensor:
+            turned = turn(lr, *transform).contiguous(memory_format=torch.channels_last)
+            return unturn(up.network(turned).float(), *transform)
+
+        first, *others = DIHEDRAL[: self.settings.ensemble]
         with torch.autocast(self.device.type, dtype=self.ctx.dtype,
                             enabled=up.reduced_precision and self.ctx.dtype != torch.float32):
-            result = sum(unturn(up.network(turn(lr, *t)).float(), *t) for t in transforms) / len(transforms)
+            result = upscale_turned(first)
+            for transform in others:
+                result += upscale_turned(transform)
+        if others:
+            result /= 1 + len(others)
         return result[..., : height * up.scale, : width * up.scale]
