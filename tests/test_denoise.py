@@ -13,7 +13,7 @@ import vidgen
 from vidgen.metrics import psnr
 from vidgen.processor import FrameGroup
 from vidgen.synth import camera_path, evaluation_photos
-from vidgen.training import save_weights
+from vidgen.weights import save_weights
 from vidgen_denoise.model import TemporalREDNet
 from vidgen_denoise.processor import ALIGN, SHIPPED_WEIGHTS, Denoise, load_model, reject_misaligned, tile_spans
 

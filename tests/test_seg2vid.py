@@ -14,7 +14,7 @@ from click.testing import CliRunner
 import vidgen
 from vidgen.metrics import psnr, warping_error
 from vidgen.synth import camera_path, evaluation_photos
-from vidgen.training import load_weights, save_weights
+from vidgen.weights import load_weights, save_weights
 from vidgen_seg2vid.labels import PALETTE, colourise, decode_colours, label_path, read_label_folder, segment, segmentation_model
 from vidgen_seg2vid.model import Generator
 from vidgen_seg2vid.processor import Seg2Vid

@@ -16,7 +16,7 @@ import vidgen
 from vidgen import VidgenError
 from vidgen.plugins import processors
 from vidgen.synth import camera_path, evaluation_photos
-from vidgen.training import load_weights, save_weights
+from vidgen.weights import load_weights, save_weights
 from vidgen_sr.evaluate import to_uint8, y_psnr_ssim
 from vidgen_sr.model import SRResNet, downscale
 from vidgen_sr.processor import feather, tile_starts
@@ -173,12 +173,12 @@ def test_trainer_writes_weights_and_resumes(tmp_path: Path) -> None:
     first = CliRunner().invoke(train_command, common + ["--minutes", "0.01", "--min-scale", "0.5", "--invert", "0.5",
                                                         "--permute-colours"])
     assert first.exit_code == 0, first.output
-    steps = load_weights(out)[1]["steps"]
+    steps = load_weights(out)[1]["training"]["steps"]
     second = CliRunner().invoke(train_command, common + ["--minutes", "0.03", "--resume"])
     assert second.exit_code == 0, second.output
     assert "resumed" in second.output
     tensors, metadata = load_weights(out)
-    assert metadata["steps"] > steps and metadata["seed"] == 3 and metadata["scale"] == 2
+    assert metadata["training"]["steps"] > steps and metadata["seed"] == 3 and metadata["scale"] == 2
     umask = os.umask(0o022)
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # safetensors alone writes 0600
@@ -271,7 +271,7 @@ def test_srgan_fine_tune_with_user_vgg_weights(tiny_weights: Path, photos: Path,
         "--out", str(out), "--channels", "16", "--blocks", "2", "--batch", "2", "--patch", "16",
         "--holdout-every", "3", "--minutes", "0.01"])
     assert result.exit_code == 0, result.output
-    assert load_weights(out)[1]["content_loss"] == "l1+vgg54+feature-matching"
+    assert load_weights(out)[1]["training"]["content_loss"] == "l1+vgg54+feature-matching"
 
 
 def test_growing_a_generator_keeps_its_output_exactly(tiny_net: SRResNet) -> None:

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from vidgen import FrameGroup, Option, Processor, ProcessorContext, VidgenError
-from vidgen.training import load_spandrel_image_model, load_weights
+from vidgen.weights import load_spandrel_image_model, load_weights
 from vidgen_denoise.model import TemporalREDNet
 
 SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "denoise_rednet_k5.safetensors"

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import math
-import time
-from pathlib import Path
 
 import click
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vidgen.compute import resolve_device
-from vidgen.training import (command_line, load_images, load_weights, random_crops, save_weights, set_seed,
-                             split_holdout)
+from vidgen.training import (TrainingRun, TrainOptions, cosine_rate, load_images, random_crops, set_learning_rate,
+                             split_holdout, train_options)
+from vidgen.weights import load_weights
 from vidgen_denoise.model import TemporalREDNet
 
 MAX_SIGMA = 55.0
@@ -131,10 +128,7 @@ def mean_psnr(model: TemporalREDNet, inputs: torch.Tensor, target: torch.Tensor,
 @click.command("denoise")
 @click.option("--images", type=click.Path(exists=True, file_okay=False), required=True,
               help="Folder of clean photographs (searched recursively); every 10th is held out for validation.")
-@click.option("--out", type=click.Path(dir_okay=False), default="denoise.safetensors", show_default=True,
-              help="Weights file to write (safetensors, fp16).")
-@click.option("--minutes", type=float, default=15.0, show_default=True, help="Wall-clock training budget.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@train_options(default_out="denoise.safetensors", default_minutes=15.0)
 @click.option("--frames", type=int, default=5, show_default=True, help="Neighbouring frames the network sees (odd).")
 @click.option("--width", type=int, default=24, show_default=True, help="Channels at full resolution (2x at 1/2, 4x at 1/4).")
 @click.option("--body-layers", type=int, default=3, show_default=True, help="Convolutions at 1/4 resolution.")
@@ -148,71 +142,48 @@ def mean_psnr(model: TemporalREDNet, inputs: torch.Tensor, target: torch.Tensor,
               help="Share of training clips that repeat the centre frame (trains frames=1 mode).")
 @click.option("--init", "init_weights", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Start from these weights (same architecture) instead of random ones.")
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA if available), cpu or cuda.")
-@click.option("--resume", is_flag=True, help="Continue from the checkpoint beside --out.")
-@click.option("--validate-every", type=float, default=90.0, show_default=True, help="Seconds between validations and checkpoints.")
-def train_command(images: str, out: str, minutes: float, seed: int, frames: int, width: int, body_layers: int,
-                  batch: int, patch: int, lr: float, max_speed: float, single_share: float, init_weights: str | None,
-                  device: str, resume: bool, validate_every: float) -> None:
+@click.option("--validate-every", type=float, default=90.0, show_default=True, help="Seconds between validations and saves.")
+def train_command(options: TrainOptions, images: str, frames: int, width: int, body_layers: int, batch: int,
+                  patch: int, lr: float, max_speed: float, single_share: float, init_weights: str | None,
+                  validate_every: float) -> None:
     """Train the denoiser on clips made from still photographs with synthetic camera motion and noise."""
     if frames < 1 or frames % 2 == 0:
         raise click.BadParameter("must be odd", param_hint="--frames")
-    torch_device = resolve_device(device)
-    rng = set_seed(seed)
+    device = options.device
     train_images, held_out = split_holdout(load_images(images, min_size=patch + 64))
     if not held_out:
         train_images, held_out = train_images[1:], train_images[:1]
-    validation = validation_set(held_out, frames, seed, min(max_speed, 4.0))
+    validation = validation_set(held_out, frames, options.seed, min(max_speed, 4.0))
     model = TemporalREDNet(frames, width, body_layers)
     if init_weights:
         model.load_state_dict(load_weights(init_weights)[0])
-    model = model.to(torch_device, memory_format=torch.channels_last)
+    model = model.to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    checkpoint = Path(out).with_suffix(".ckpt.pt")
-    step, elapsed = 0, 0.0
-    if resume:
-        if not checkpoint.is_file():
-            raise click.ClickException(f"{checkpoint}: no checkpoint to resume from")
-        state = torch.load(checkpoint, map_location=torch_device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, elapsed = state["step"], state["elapsed"]
-        rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"].cpu())
-        click.echo(f"resumed at step {step}, {elapsed / 60:.1f} min")
-    budget = minutes * 60
+    run = TrainingRun(options, {"model": model, "optimizer": optimizer}, torch.bfloat16, validate_every)
     click.echo(f"{len(train_images)} training / {len(held_out)} validation images; "
-               f"{sum(p.numel() for p in model.parameters())} parameters; budget {minutes} min")
-    started, last_check, running = time.perf_counter() - elapsed, elapsed, 0.0
+               f"{sum(p.numel() for p in model.parameters())} parameters; budget {options.minutes} min")
+    last_check, running = run.elapsed, 0.0
 
-    def save(scores: dict[str, float]) -> None:
-        """Write the current weights (with their validation scores) and a resumable checkpoint."""
-        metadata = {**model.config(), "step": step, "minutes": round(elapsed / 60, 2), "seed": seed,
-                    "command": command_line(), "val_psnr_sigma25": scores}
-        save_weights(out, model.state_dict(), metadata)
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                    "elapsed": elapsed, "numpy_rng": rng.bit_generator.state,
-                    "torch_rng": torch.get_rng_state()}, checkpoint)
+    def validate_and_save() -> None:
+        """Print the validation scores and write the current weights with them."""
+        model.eval()
+        scores = {name: round(mean_psnr(model, *data, device), 2) for name, data in validation.items()}
+        model.train()
+        click.echo(f"step {run.step}  {run.elapsed / 60:.1f} min  loss {running:.5f}  "
+                   f"val PSNR σ25 temporal {scores['temporal']:.2f} dB  per-frame {scores['per-frame']:.2f} dB")
+        card = run.model_card([images], {"val_psnr_sigma25": scores}, validation_images=len(held_out))
+        run.save_weights(model.state_dict(), model.config(), card)
 
-    while elapsed < budget:
-        for group in optimizer.param_groups:
-            group["lr"] = lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * elapsed / budget)))
-        inputs, target = training_batch(train_images, batch, patch, frames, rng, max_speed, single_share)
-        inputs = inputs.to(torch_device, memory_format=torch.channels_last)
-        with torch.autocast(torch_device.type, dtype=torch.bfloat16):
-            loss = F.mse_loss(model(inputs).float(), target.to(torch_device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        step += 1
-        running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
-        elapsed = time.perf_counter() - started
-        if elapsed - last_check >= validate_every or elapsed >= budget:
-            last_check = elapsed
-            model.eval()
-            scores = {name: round(mean_psnr(model, *data, torch_device), 2) for name, data in validation.items()}
-            model.train()
-            click.echo(f"step {step}  {elapsed / 60:.1f} min  loss {running:.5f}  "
-                       f"val PSNR σ25 temporal {scores['temporal']:.2f} dB  per-frame {scores['per-frame']:.2f} dB")
-            save(scores)
-    click.echo(f"wrote {out}")
+    for step in run.steps():
+        set_learning_rate(optimizer, cosine_rate(lr, run.progress, floor=0.02))
+        inputs, target = training_batch(train_images, batch, patch, frames, run.rng, max_speed, single_share)
+        inputs = inputs.to(device, memory_format=torch.channels_last)
+        with run.autocast():
+            loss = F.mse_loss(model(inputs).float(), target.to(device))
+        run.optimise(loss, optimizer)
+        running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
+        if run.elapsed - last_check >= validate_every:
+            last_check = run.elapsed
+            validate_and_save()
+    validate_and_save()
+    click.echo(f"wrote {options.out}")

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from vidgen.errors import VidgenError
-from vidgen.training import load_weights, save_weights
+from vidgen.weights import load_weights, save_weights
 
 TILE = 64
 Z_DIM = 100

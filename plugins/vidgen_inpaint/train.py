@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from pathlib import Path
 
 import click
 import numpy as np
@@ -13,7 +12,7 @@ import torch.nn.functional as F
 
 from vidgen import frames_to_uint8
 from vidgen.metrics import psnr
-from vidgen.training import command_line, load_images, random_crops, set_seed, split_holdout
+from vidgen.training import TrainingRun, TrainOptions, load_images, random_crops, split_holdout, train_options
 from vidgen_inpaint.model import TILE, Discriminator, Generator, init_weights, save_gan
 from vidgen_inpaint.search import SearchSettings, nearest_latents, random_latents, search_latents
 
@@ -24,21 +23,27 @@ def bf16_autocast(device: torch.device) -> contextlib.AbstractContextManager:
 
 
 def gan_step(netG: Generator, netD: Discriminator, optG: torch.optim.Optimizer, optD: torch.optim.Optimizer,
-             real: torch.Tensor, autocast: contextlib.AbstractContextManager | None = None) -> tuple[float, float]:
-    """One DCGAN update of D then G on a batch of real images `(N, 3, 64, 64)`; returns (loss_D, loss_G)."""
+             real: torch.Tensor, autocast: contextlib.AbstractContextManager | None = None,
+             scaler: torch.amp.GradScaler | None = None) -> tuple[float, float]:
+    """One DCGAN update of D then G on a batch of real images `(N, 3, 64, 64)`; returns (loss_D, loss_G).
+
+    With `scaler` (fp16 training), the losses are scaled before back-propagation; the caller updates it."""
     context = autocast or contextlib.nullcontext()
+    scale = scaler.scale if scaler is not None else (lambda loss: loss)
+
+    def update(loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        scale(loss).backward()
+        scaler.step(optimizer) if scaler is not None else optimizer.step()
+
     z = random_latents(len(real), netG.z_dim, real.device)
     with context:
         fake = netG(z)
         loss_d = F.softplus(-netD(real)).mean() + F.softplus(netD(fake.detach())).mean()
-    optD.zero_grad(set_to_none=True)
-    loss_d.backward()
-    optD.step()
+    update(loss_d, optD)
     with context:
         loss_g = F.softplus(-netD(fake)).mean()  # non-saturating −log D(G(z))
-    optG.zero_grad(set_to_none=True)
-    loss_g.backward()
-    optG.step()
+    update(loss_g, optG)
     return loss_d.item(), loss_g.item()
 
 
@@ -98,89 +103,59 @@ def validate(netG: Generator, netD: Discriminator, crops: torch.Tensor, hole: in
 @click.command("inpaint")
 @click.option("--images", "image_dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="Folder of photographs (searched recursively); every 10th image is held out for validation.")
-@click.option("--out", default="inpaint-dcgan64.safetensors", show_default=True, type=click.Path(dir_okay=False),
-              help="Weights file to write (G and D, fp16 safetensors); use it with -p inpaint.weights=PATH.")
-@click.option("--checkpoint", default=None, type=click.Path(dir_okay=False),
-              help="Resumable training state (default: OUT with .ckpt.pt).")
-@click.option("--resume", is_flag=True, help="Continue from --checkpoint.")
-@click.option("--minutes", default=15.0, show_default=True, help="Wall-clock budget for this run.")
+@train_options(default_out="inpaint-dcgan64.safetensors", default_minutes=15.0)
 @click.option("--batch", default=64, show_default=True)
 @click.option("--width", default=32, show_default=True, help="Channel width of G and D (ngf = ndf).")
 @click.option("--lr", default=2e-4, show_default=True)
 @click.option("--scale-min", default=0.25, show_default=True,
               help="Smallest random rescale of a photo before cropping.")
 @click.option("--scale-max", default=1.0, show_default=True)
-@click.option("--seed", default=0, show_default=True)
 @click.option("--log-every", default=50, show_default=True, help="Steps between progress lines.")
 @click.option("--save-minutes", default=3.0, show_default=True, help="Minutes between checkpoints and validation.")
-@click.option("--device", default="auto", show_default=True)
-@click.option("--threads", default=0, show_default=True, help="CPU threads for torch (0: torch's default).")
-def train_command(image_dir: str, out: str, checkpoint: str | None, resume: bool, minutes: float, batch: int,
-                  width: int, lr: float, scale_min: float, scale_max: float, seed: int, log_every: int,
-                  save_minutes: float, device: str, threads: int) -> None:
-    """Train the DCGAN prior (G and D) of the inpaint plugin on random 64×64 crops of photographs."""
-    from vidgen.compute import resolve_device
+def train_command(options: TrainOptions, image_dir: str, batch: int, width: int, lr: float, scale_min: float,
+                  scale_max: float, log_every: int, save_minutes: float) -> None:
+    """Train the DCGAN prior (G and D) of the inpaint plugin on random 64×64 crops of photographs.
 
-    if threads > 0:
-        torch.set_num_threads(threads)
-
-    torch_device = resolve_device(device)
-    rng = set_seed(seed)
+    Use the result with -p inpaint.weights=OUT."""
+    device = options.device
     train_images, held_images = split_holdout(load_images(image_dir, min_size=TILE + 1))
-    click.echo(f"{len(train_images)} training / {len(held_images)} validation images, device {torch_device}")
-    val_crops = random_crops(held_images, TILE, 16, np.random.default_rng(seed + 1), (scale_min, scale_max))
-    val_crops = val_crops.to(torch_device)
-    netG, netD = Generator(width=width).to(torch_device), Discriminator(width=width).to(torch_device)
+    click.echo(f"{len(train_images)} training / {len(held_images)} validation images, device {device}")
+    val_crops = random_crops(held_images, TILE, 16, np.random.default_rng(options.seed + 1), (scale_min, scale_max))
+    val_crops = val_crops.to(device)
+    netG, netD = Generator(width=width).to(device), Discriminator(width=width).to(device)
     netG.apply(init_weights)
     netD.apply(init_weights)
     optG = torch.optim.Adam(netG.parameters(), lr=lr, betas=(0.5, 0.999))
     optD = torch.optim.Adam(netD.parameters(), lr=lr, betas=(0.5, 0.999))
-    ckpt_path = Path(checkpoint) if checkpoint else Path(out).with_suffix(".ckpt.pt")
-    step, trained_seconds = 0, 0.0
-    if resume:
-        state = torch.load(ckpt_path, map_location=torch_device, weights_only=True)
-        netG.load_state_dict(state["G"])
-        netD.load_state_dict(state["D"])
-        optG.load_state_dict(state["optG"])
-        optD.load_state_dict(state["optD"])
-        step, trained_seconds = int(state["step"]), float(state["seconds"])
-        rng = set_seed(seed + step)
-        click.echo(f"resumed from {ckpt_path} at step {step} ({trained_seconds / 60:.1f} min trained)")
-    autocast = bf16_autocast(torch_device)
-    start = time.perf_counter()
-    last_save = start
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    run = TrainingRun(options, {"G": netG, "D": netD, "optG": optG, "optD": optD}, dtype, save_minutes * 60)
     losses: list[tuple[float, float]] = []
 
-    def save(final: bool) -> None:
-        nonlocal last_save
-        total = trained_seconds + time.perf_counter() - start
-        torch.save({"G": netG.state_dict(), "D": netD.state_dict(), "optG": optG.state_dict(),
-                    "optD": optD.state_dict(), "step": step, "seconds": total}, ckpt_path)
+    def validate_and_save(final: bool) -> None:
+        """Recalibrate G's batch norm, print the validation scores and write the weights with them."""
         recalibrate_batch_norm(netG)
-        scores = validate(netG, netD, val_crops, seed=seed)
-        click.echo(f"step {step}: validation hole PSNR {scores['hole_psnr']:.2f} dB (mean-colour fill "
+        scores = validate(netG, netD, val_crops, seed=options.seed)
+        click.echo(f"step {run.step}: validation hole PSNR {scores['hole_psnr']:.2f} dB (mean-colour fill "
                    f"{scores['mean_fill_psnr']:.2f} dB), search {scores['search_seconds']:.1f} s; "
-                   f"{'final' if final else 'checkpoint'} saved after {total / 60:.1f} min")
-        save_gan(out, netG, netD, {
-            "command": command_line(), "seed": seed, "steps": step, "train_minutes": round(total / 60, 2),
-            "images": str(image_dir), "batch": batch, "lr": lr, "scale_range": [scale_min, scale_max],
-            "validation_hole_psnr": round(scores["hole_psnr"], 2),
-            "validation_mean_fill_psnr": round(scores["mean_fill_psnr"], 2),
-        })
-        last_save = time.perf_counter()
+                   f"{'final' if final else 'checkpoint'} saved after {run.elapsed / 60:.1f} min")
+        card = run.model_card([image_dir], {"validation_hole_psnr": round(scores["hole_psnr"], 2),
+                                            "validation_mean_fill_psnr": round(scores["mean_fill_psnr"], 2)},
+                              batch=batch, lr=lr, scale_range=[scale_min, scale_max])
+        save_gan(options.out, netG, netD, card.as_metadata())
 
     netG.train()
     netD.train()
-    while time.perf_counter() - start < minutes * 60:
-        real = random_crops(train_images, TILE, batch, rng, (scale_min, scale_max)).to(torch_device)
-        losses.append(gan_step(netG, netD, optG, optD, real, autocast))
-        step += 1
-        if step % log_every == 0:
+    last_save = run.elapsed
+    for step in run.steps():
+        real = random_crops(train_images, TILE, batch, run.rng, (scale_min, scale_max)).to(device)
+        losses.append(gan_step(netG, netD, optG, optD, real, run.autocast(), run.scaler))
+        if (step + 1) % log_every == 0:
             d_loss, g_loss = np.mean(losses, axis=0)
             losses.clear()
-            rate = step / max(trained_seconds + time.perf_counter() - start, 1e-6)
-            click.echo(f"step {step}: loss_D {d_loss:.3f} loss_G {g_loss:.3f} ({rate:.1f} steps/s)")
-        if time.perf_counter() - last_save > save_minutes * 60:
-            save(final=False)
-    save(final=True)
-    click.echo(f"wrote {out}")
+            click.echo(f"step {step + 1}: loss_D {d_loss:.3f} loss_G {g_loss:.3f} "
+                       f"({(step + 1) / max(run.elapsed, 1e-6):.1f} steps/s)")
+        if run.elapsed - last_save > save_minutes * 60:
+            validate_and_save(final=False)
+            last_save = run.elapsed
+    validate_and_save(final=True)
+    click.echo(f"wrote {options.out}")

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from vidgen.errors import VidgenError
 from vidgen.processor import FrameGroup, Option, Processor, ProcessorContext
-from vidgen.training import load_weights
+from vidgen.weights import load_weights
 from vidgen_seg2vid.labels import PALETTE, class_names, decode_colours
 from vidgen_seg2vid.model import Generator, style_code
 

@@ -9,8 +9,7 @@ zoom, with their label maps moved the same way (nearest-neighbour) — and train
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import click
@@ -20,12 +19,9 @@ import torch.nn.functional as F
 
 from vidgen import VidgenError, frames_to_uint8
 from vidgen.metrics import psnr
-from vidgen.training import command_line, load_images, save_weights, set_seed, split_holdout
+from vidgen.training import TrainingRun, TrainOptions, load_images, split_holdout, train_options
 from vidgen_seg2vid.labels import PALETTE, class_names, segment
 from vidgen_seg2vid.model import Generator, PatchDiscriminator, StyleEncoder
-
-DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "seg2vid.safetensors"
-
 
 @dataclass
 class Pair:
@@ -56,6 +52,9 @@ class ClipBatch:
     labels1: torch.Tensor
     grid: torch.Tensor
     visible: torch.Tensor
+
+    def to(self, device: torch.device) -> ClipBatch:
+        return ClipBatch(*(getattr(self, f.name).to(device) for f in fields(self)))
 
 
 def pairs_from_images(folder: str) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -126,10 +125,11 @@ def validate(generator: Generator, batch: ClipBatch, classes: int, autocast: tor
     """Style-0 outputs of the first frames of `batch`: mean PSNR (dB) to the photos and, for the built-in
     classes, the fraction of pixels whose segmentation matches the input labels (else None)."""
     generator.eval()
+    device = next(generator.parameters()).device
     with torch.no_grad(), autocast:
-        onehot = F.one_hot(batch.labels0, classes).permute(0, 3, 1, 2).float()
-        zeros = torch.zeros_like(batch.photo0)
-        out = generator(onehot, zeros, zeros[:, :1], torch.zeros(len(onehot), generator.style_dim))
+        onehot = F.one_hot(batch.labels0.to(device), classes).permute(0, 3, 1, 2).float()
+        zeros = torch.zeros_like(batch.photo0, device=device)
+        out = generator(onehot, zeros, zeros[:, :1], torch.zeros(len(onehot), generator.style_dim, device=device))
     generator.train()
     outputs, photos = frames_to_uint8(out), frames_to_uint8(batch.photo0)
     scores = [psnr(o, p) for o, p in zip(outputs, photos)]
@@ -148,9 +148,7 @@ def describe(val_psnr: float, val_accuracy: float | None) -> str:
 @click.command("seg2vid")
 @click.option("--images", "images_dir", type=click.Path(file_okay=False), help="Photos only: labels come from the built-in segmentation (how the shipped model was trained).")
 @click.option("--pairs", "pairs_dir", type=click.Path(file_okay=False), help="Your own pairs: DIR/images/NAME.png|jpg and class-index DIR/labels/NAME.png.")
-@click.option("--out", "out", type=click.Path(dir_okay=False), default=str(DEFAULT_WEIGHTS), show_default=True, help="Weights file to write (.safetensors).")
-@click.option("--minutes", type=float, default=10.0, show_default=True, help="Wall-clock training budget of this run.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@train_options(default_out="seg2vid.safetensors", default_minutes=10.0)
 @click.option("--crop", type=int, default=80, show_default=True, help="Training crop size (multiple of 8).")
 @click.option("--batch", type=int, default=6, show_default=True)
 @click.option("--lr", type=float, default=5e-4, show_default=True, help="Adam learning rate (generator, encoder and critic).")
@@ -158,17 +156,17 @@ def describe(val_psnr: float, val_accuracy: float | None) -> str:
 @click.option("--adversarial-weight", type=float, default=0.05, show_default=True)
 @click.option("--kl-weight", type=float, default=0.01, show_default=True)
 @click.option("--holdout-every", type=int, default=10, show_default=True, help="Every N-th pair is held out for validation.")
-@click.option("--resume", is_flag=True, help="Continue from the checkpoint beside --out.")
-def train_command(images_dir: str | None, pairs_dir: str | None, out: str, minutes: float, seed: int, crop: int,
-                  batch: int, lr: float, temporal_weight: float, adversarial_weight: float, kl_weight: float,
-                  holdout_every: int, resume: bool) -> None:
-    """Train the seg2vid generator; prints step, losses and validation PSNR / label accuracy."""
+def train_command(options: TrainOptions, images_dir: str | None, pairs_dir: str | None, crop: int, batch: int,
+                  lr: float, temporal_weight: float, adversarial_weight: float, kl_weight: float,
+                  holdout_every: int) -> None:
+    """Train the seg2vid generator; prints step, losses and validation PSNR / label accuracy.
+
+    Use the result with -p seg2vid.weights=OUT."""
     if (images_dir is None) == (pairs_dir is None):
         raise click.UsageError("give exactly one of --images DIR or --pairs DIR")
     if crop % 8:
         raise click.UsageError("--crop must be a multiple of 8")
-    started = time.monotonic()
-    rng = set_seed(seed)
+    device = options.device
     arrays = pairs_from_images(images_dir) if images_dir else pairs_from_folder(pairs_dir)
     classes = int(max(labels.max() for _, labels in arrays)) + 1
     if classes > len(PALETTE):
@@ -183,36 +181,19 @@ def train_command(images_dir: str | None, pairs_dir: str | None, out: str, minut
     valid_batch = sample_clips([Pair.from_arrays(*a) for a in held], crop, 16, np.random.default_rng(12345))
     click.echo(f"{len(kept)} training / {len(held)} validation pairs, {classes} classes")
 
-    generator, encoder, critic = Generator(classes), StyleEncoder(), PatchDiscriminator(classes)
+    generator, encoder, critic = Generator(classes).to(device), StyleEncoder().to(device), PatchDiscriminator(classes).to(device)
     opt_g = torch.optim.Adam([*generator.parameters(), *encoder.parameters()], lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(critic.parameters(), lr, betas=(0.5, 0.999))
-    out_path = Path(out)
-    checkpoint = out_path.with_suffix(".ckpt.pt")
-    step, trained_seconds = 0, 0.0
-    if resume:
-        if not checkpoint.is_file():
-            raise VidgenError(f"{checkpoint}: no checkpoint to resume from")
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        for module, key in ((generator, "generator"), (encoder, "encoder"), (critic, "critic"), (opt_g, "opt_g"), (opt_d, "opt_d")):
-            module.load_state_dict(state[key])
-        step, trained_seconds = int(state["step"]), float(state["seconds"])
-        rng = set_seed(seed + step)
-        click.echo(f"resumed at step {step} ({trained_seconds / 60:.1f} min trained)")
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16)
-    deadline = started + minutes * 60
-    last_report = last_save = time.monotonic()
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    run = TrainingRun(options, {"generator": generator, "encoder": encoder, "critic": critic, "opt_g": opt_g,
+                                "opt_d": opt_d}, dtype, checkpoint_every=120.0)
+    last_report = None
 
-    def save_checkpoint() -> None:
-        torch.save({"generator": generator.state_dict(), "encoder": encoder.state_dict(), "critic": critic.state_dict(),
-                    "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step,
-                    "seconds": trained_seconds + time.monotonic() - started}, checkpoint)
-
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    while True:  # at least one step, then until the budget is spent
-        clips = sample_clips(train_pairs, crop, batch, rng)
+    for step in run.steps():
+        clips = sample_clips(train_pairs, crop, batch, run.rng).to(device)
         onehot0 = F.one_hot(clips.labels0, classes).permute(0, 3, 1, 2).float()
         onehot1 = F.one_hot(clips.labels1, classes).permute(0, 3, 1, 2).float()
-        with autocast:
+        with run.autocast():
             mean, log_var = encoder(clips.photo0)
             z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var)
             zeros = torch.zeros_like(clips.photo0)
@@ -226,39 +207,28 @@ def train_command(images_dir: str | None, pairs_dir: str | None, out: str, minut
             labels = torch.cat([onehot0, onehot1])
             adversarial = -critic(labels, fakes).mean()
             loss = reconstruction + temporal_weight * temporal + kl_weight * kl + adversarial_weight * adversarial
-        opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_g.step()
-        with autocast:
+        run.optimise(loss, opt_g)
+        with run.autocast():
             reals = torch.cat([clips.photo0, clips.photo1])
             critic_loss = F.relu(1 - critic(labels, reals)).mean() + F.relu(1 + critic(labels, fakes.detach())).mean()
-        opt_d.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        opt_d.step()
-        step += 1
-        now = time.monotonic()
-        if now - last_report > 60 or step == 1:
-            val_psnr, val_accuracy = validate(generator, valid_batch, classes, autocast, images_dir is not None)
-            click.echo(f"step {step} [{(now - started) / 60:.1f} min] L1 {reconstruction.item():.4f} temporal "
+        run.optimise(critic_loss, opt_d)
+        if last_report is None or run.elapsed - last_report > 60:
+            val_psnr, val_accuracy = validate(generator, valid_batch, classes, run.autocast(), images_dir is not None)
+            click.echo(f"step {step + 1} [{run.elapsed / 60:.1f} min] L1 {reconstruction.item():.4f} temporal "
                        f"{temporal.item():.4f} KL {kl.item():.3f} adv {adversarial.item():.3f} D {critic_loss.item():.3f} | "
                        + describe(val_psnr, val_accuracy))
-            last_report = now
-        if now - last_save > 120:
-            save_checkpoint()
-            last_save = now
-        if now >= deadline:
-            break
-    save_checkpoint()
-    with torch.no_grad(), autocast:  # where the encoder puts real photos: styles are drawn from this spread
-        codes = encoder(sample_clips(train_pairs, crop, 64, rng).photo0)[0].float()
-    val_psnr, val_accuracy = validate(generator, valid_batch, classes, autocast, images_dir is not None)
-    seconds = trained_seconds + time.monotonic() - started
-    save_weights(out_path, generator.state_dict(), {
-        "classes": classes, "class_names": names, "style_dim": generator.style_dim, "widths": list(generator.widths),
-        "style_mean": [round(v, 4) for v in codes.mean(0).tolist()], "style_std": [round(v, 4) for v in codes.std(0).tolist()],
-        "command": command_line(), "seed": seed, "steps": step, "crop": crop, "batch": batch, "lr": lr,
-        "loss_weights": {"l1": 1.0, "temporal": temporal_weight, "adversarial": adversarial_weight, "kl": kl_weight}, "train_minutes": round(seconds / 60, 1),
-        "data": str(images_dir or pairs_dir), "train_pairs": len(kept), "validation_pairs": len(held),
-        "val_psnr_style0": round(val_psnr, 2), "val_label_accuracy": val_accuracy and round(val_accuracy, 4),
-    })
-    click.echo(f"done: {step} steps in {seconds / 60:.1f} min; {describe(val_psnr, val_accuracy)}; wrote {out_path}")
+            last_report = run.elapsed
+    with torch.no_grad(), run.autocast():  # where the encoder puts real photos: styles are drawn from this spread
+        codes = encoder(sample_clips(train_pairs, crop, 64, run.rng).photo0.to(device))[0].float()
+    val_psnr, val_accuracy = validate(generator, valid_batch, classes, run.autocast(), images_dir is not None)
+    config = {"classes": classes, "class_names": names, "style_dim": generator.style_dim,
+              "widths": list(generator.widths), "style_mean": [round(v, 4) for v in codes.mean(0).tolist()],
+              "style_std": [round(v, 4) for v in codes.std(0).tolist()]}
+    card = run.model_card([images_dir or pairs_dir], {"val_psnr_style0": round(val_psnr, 2),
+                                                      "val_label_accuracy": val_accuracy and round(val_accuracy, 4)},
+                          crop=crop, batch=batch, lr=lr, train_pairs=len(kept), validation_pairs=len(held),
+                          loss_weights={"l1": 1.0, "temporal": temporal_weight, "adversarial": adversarial_weight,
+                                        "kl": kl_weight})
+    run.save_weights(generator.state_dict(), config, card)
+    click.echo(f"done: {run.step} steps in {run.elapsed / 60:.1f} min; {describe(val_psnr, val_accuracy)}; "
+               f"wrote {options.out}")

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidgen import FrameGroup, Option, Processor, ProcessorContext, VidgenError
-from vidgen.training import load_spandrel_image_model, load_weights
+from vidgen.weights import load_spandrel_image_model, load_weights
 from vidgen_sr.model import ARCHITECTURE, SCALES, build_generator
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"

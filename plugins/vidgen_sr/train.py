@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import time
-from pathlib import Path
 from typing import Any
 
 import click
@@ -13,9 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidgen.compute import compute_dtype, resolve_device
+from vidgen.compute import compute_dtype
 from vidgen.errors import VidgenError
-from vidgen.training import command_line, load_images, load_weights, random_crops, save_weights, set_seed, split_holdout
+from vidgen.training import (TrainingRun, TrainOptions, cosine_rate, load_images, random_crops, set_learning_rate,
+                             split_holdout, train_options)
+from vidgen.weights import load_weights
 from vidgen_sr.evaluate import crop_to_multiple, to_uint8, y_psnr_ssim
 from vidgen_sr.model import SCALES, Discriminator, SRResNet, VGGFeatures, downscale, upscale_bicubic
 
@@ -42,11 +41,6 @@ def validate(generator: SRResNet, images: list[np.ndarray], scale: int, device: 
             bicubic.append(y_psnr_ssim(to_uint8(upscale_bicubic(lr, scale)[0]), hr_np, scale)[0])
     generator.train()
     return float(np.mean(ours)), float(np.mean(bicubic))
-
-
-def cosine_rate(base: float, progress: float) -> float:
-    """Learning rate at `progress` in [0, 1] of the time budget: cosine decay to 5 % of `base`."""
-    return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
 def augment_colours(hr: torch.Tensor, rng: np.random.Generator, invert: float, permute: bool) -> torch.Tensor:
@@ -89,13 +83,10 @@ def grow_from(generator: SRResNet, tensors: dict[str, torch.Tensor], init_blocks
 @click.option("--scale", type=click.Choice([str(s) for s in SCALES]), default="4", show_default=True)
 @click.option("--model", "model_kind", type=click.Choice(["srresnet", "srgan"]), default="srresnet", show_default=True,
               help="srresnet: L1 training; srgan: adversarial fine-tune of --init.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Weights file to write (.safetensors).")
-@click.option("--minutes", type=float, default=10.0, show_default=True, help="Wall-clock training budget (includes resumed time).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@train_options(default_out="sr.safetensors", default_minutes=10.0)
 @click.option("--init", "init_path", type=click.Path(dir_okay=False),
               help="Start the generator from these weights (required for srgan); with more --blocks or --channels "
                    "than they have, the network is grown without changing its output.")
-@click.option("--resume", is_flag=True, help="Continue from OUT.ckpt (written every --checkpoint-every seconds).")
 @click.option("--vgg", "vgg_path", type=click.Path(dir_okay=False), help="torchvision VGG-19 weights for SRGAN's VGG54 content loss.")
 @click.option("--channels", type=int, default=48, show_default=True, help="Generator width (shipped: 48).")
 @click.option("--blocks", type=int, default=5, show_default=True, help="Residual blocks (shipped: 5).")
@@ -110,25 +101,18 @@ def grow_from(generator: SRResNet, tensors: dict[str, torch.Tensor], init_blocks
 @click.option("--holdout-every", type=int, default=10, show_default=True, help="Every N-th image is held out for validation.")
 @click.option("--validate-every", type=int, default=250, show_default=True, help="Steps between validations.")
 @click.option("--checkpoint-every", type=float, default=60.0, show_default=True, help="Seconds between checkpoints.")
-@click.option("--threads", type=int, default=0, help="CPU threads (0 = torch's default; 1 is faster on a busy shared CPU).")
-@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
-def train_command(images: str, scale: str, model_kind: str, out: str, minutes: float, seed: int,
-                  init_path: str | None, resume: bool, vgg_path: str | None, channels: int, blocks: int, batch: int,
-                  patch: int, min_scale: float, invert: float, permute_colours: bool, learning_rate: float | None,
-                  holdout_every: int, validate_every: int, checkpoint_every: float, threads: int, device: str) -> None:
+def train_command(options: TrainOptions, images: str, scale: str, model_kind: str, init_path: str | None,
+                  vgg_path: str | None, channels: int, blocks: int, batch: int, patch: int, min_scale: float,
+                  invert: float, permute_colours: bool, learning_rate: float | None, holdout_every: int,
+                  validate_every: int, checkpoint_every: float) -> None:
     """Train an sr model on patches of the photos in --images (bicubic ×SCALE degradation)."""
     factor = int(scale)
-    if threads:
-        torch.set_num_threads(threads)
-    torch_device = resolve_device(device)
-    dtype = compute_dtype(torch_device)
-    rng = set_seed(seed)
+    device = options.device
+    dtype = compute_dtype(device)
     photos = load_images(images, min_size=patch * factor + 1)
     train_set, held_out = split_holdout(photos, holdout_every)
     if not train_set or not held_out:
         raise VidgenError(f"{images}: need at least {holdout_every} images (one is held out for validation)")
-    out_path = Path(out)
-    checkpoint_path = out_path.with_name(out_path.name + ".ckpt")
 
     generator = SRResNet(factor, channels, blocks)
     if init_path:
@@ -143,103 +127,69 @@ def train_command(images: str, scale: str, model_kind: str, out: str, minutes: f
         click.echo(f"initialised from {init_path}" + (f" ({' and '.join(added)} added; same output)" if added else ""))
     elif model_kind == "srgan":
         raise VidgenError("--model srgan fine-tunes a trained generator: pass --init SRRESNET_WEIGHTS")
-    generator = generator.to(torch_device, memory_format=torch.channels_last)
+    generator = generator.to(device, memory_format=torch.channels_last)
     base_rate = learning_rate or (4e-4 if model_kind == "srresnet" else 5e-5)
     optimizer = torch.optim.Adam(generator.parameters(), lr=base_rate, betas=(0.9, 0.99))
+    parts: dict[str, Any] = {"generator": generator, "optimizer": optimizer}
     discriminator = d_optimizer = vgg = None
     if model_kind == "srgan":
-        discriminator = Discriminator().to(torch_device, memory_format=torch.channels_last)
+        discriminator = Discriminator().to(device, memory_format=torch.channels_last)
         d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=1e-4, betas=(0.9, 0.99))
+        parts.update(discriminator=discriminator, d_optimizer=d_optimizer)
         if vgg_path:
             try:
                 vgg = VGGFeatures(load_weights(vgg_path)[0])
             except ValueError as exc:
                 raise VidgenError(f"{vgg_path}: {exc}") from None
-            vgg = vgg.to(torch_device, memory_format=torch.channels_last)
+            vgg = vgg.to(device, memory_format=torch.channels_last)
+    run = TrainingRun(options, parts, dtype, checkpoint_every)
+    rng = run.rng
 
-    step, elapsed_before = 0, 0.0
-    if resume:
-        if not checkpoint_path.is_file():
-            raise VidgenError(f"{checkpoint_path}: no checkpoint to resume from")
-        state = torch.load(checkpoint_path, map_location=torch_device, weights_only=True)
-        generator.load_state_dict(state["generator"])
-        optimizer.load_state_dict(state["optimizer"])
-        if discriminator is not None:
-            discriminator.load_state_dict(state["discriminator"])
-            d_optimizer.load_state_dict(state["d_optimizer"])
-        step, elapsed_before = state["step"], state["elapsed"]
-        rng = np.random.default_rng([seed, step])
-        click.echo(f"resumed {checkpoint_path} at step {step} ({elapsed_before / 60:.1f} min done)")
-
-    def save_checkpoint(elapsed: float) -> None:
-        state: dict[str, Any] = {"generator": generator.state_dict(), "optimizer": optimizer.state_dict(),
-                                 "step": step, "elapsed": elapsed}
-        if discriminator is not None:
-            state.update(discriminator=discriminator.state_dict(), d_optimizer=d_optimizer.state_dict())
-        torch.save(state, checkpoint_path)
-
-    autocast = lambda: torch.autocast(torch_device.type, dtype=dtype, enabled=dtype != torch.float32)  # noqa: E731
-    budget = minutes * 60
     click.echo(f"sr {model_kind} x{factor}: {len(train_set)} training / {len(held_out)} validation images, "
-               f"{channels} ch x {blocks} blocks, batch {batch} of {patch * factor}px, {dtype}, {minutes} min")
-    start = time.perf_counter() - elapsed_before
-    last_checkpoint = time.perf_counter()
+               f"{channels} ch x {blocks} blocks, batch {batch} of {patch * factor}px, {dtype}, {options.minutes} min")
     losses: list[float] = []
-    while time.perf_counter() - start < budget:
-        rate = cosine_rate(base_rate, (time.perf_counter() - start) / budget)
-        for group in optimizer.param_groups:
-            group["lr"] = rate
+    for step in run.steps():
+        rate = cosine_rate(base_rate, run.progress, floor=0.05)
+        set_learning_rate(optimizer, rate)
         hr = random_crops(train_set, patch * factor, batch, rng, scale_range=(min_scale, 1.0))
-        hr = augment_colours(hr, rng, invert, permute_colours).to(torch_device)
+        hr = augment_colours(hr, rng, invert, permute_colours).to(device)
         lr = downscale(hr, factor)
         hr = hr.contiguous(memory_format=torch.channels_last)
         lr = lr.contiguous(memory_format=torch.channels_last)
-        with autocast():
+        with run.autocast():
             sr = generator(lr).float()
         loss = F.l1_loss(sr, hr)
         if discriminator is not None:
-            with torch.no_grad(), autocast():
+            with torch.no_grad(), run.autocast():
                 real_features = discriminator(hr)[1]
-            with autocast():
+            with run.autocast():
                 fake_logits, fake_features = discriminator(sr)
             matching = sum(F.l1_loss(f.float(), r.float().detach()) for f, r in zip(fake_features, real_features))
             adversarial = F.binary_cross_entropy_with_logits(fake_logits.float(), torch.ones_like(fake_logits.float()))
             loss = loss + FEATURE_MATCHING_WEIGHT * matching + ADVERSARIAL_WEIGHT * adversarial
             if vgg is not None:
-                with autocast():
+                with run.autocast():
                     loss = loss + VGG_WEIGHT * F.l1_loss(vgg(sr).float(), vgg(hr).float())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        run.optimise(loss, optimizer)
         if discriminator is not None:
-            with autocast():
+            with run.autocast():
                 real_logits = discriminator(hr)[0].float()
                 fake_logits = discriminator(sr.detach())[0].float()
             d_loss = (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
                       + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
-            d_optimizer.zero_grad(set_to_none=True)
-            d_loss.backward()
-            d_optimizer.step()
-        step += 1
+            run.optimise(d_loss, d_optimizer)
         losses.append(float(loss.detach()))
-        if step % validate_every == 0:
-            ours, bicubic = validate(generator, held_out, factor, torch_device, dtype)
-            click.echo(f"step {step}  {(time.perf_counter() - start) / 60:.1f} min  loss {np.mean(losses):.4f}  "
+        if (step + 1) % validate_every == 0:
+            ours, bicubic = validate(generator, held_out, factor, device, dtype)
+            click.echo(f"step {step + 1}  {run.elapsed / 60:.1f} min  loss {np.mean(losses):.4f}  "
                        f"lr {rate:.2e}  val Y-PSNR {ours:.2f} dB (bicubic {bicubic:.2f}, {ours - bicubic:+.2f})")
             losses.clear()
-        if time.perf_counter() - last_checkpoint > checkpoint_every:
-            save_checkpoint(time.perf_counter() - start)
-            last_checkpoint = time.perf_counter()
 
-    elapsed = time.perf_counter() - start
-    save_checkpoint(elapsed)
-    ours, bicubic = validate(generator, held_out, factor, torch_device, dtype)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    metadata = {**generator.config(), "model": model_kind, "seed": seed, "steps": step,
-                "train_minutes": round(elapsed / 60, 2), "images": str(images), "train_images": len(train_set),
-                "validation_images": len(held_out), "val_y_psnr": round(ours, 3), "val_bicubic_y_psnr": round(bicubic, 3),
-                "command": command_line(), "content_loss": "l1" if discriminator is None else
-                ("l1+vgg54+feature-matching" if vgg is not None else "l1+feature-matching")}
-    save_weights(out_path, generator.state_dict(), metadata)
-    click.echo(f"done: {step} steps in {elapsed / 60:.1f} min; validation Y-PSNR {ours:.2f} dB "
-               f"(bicubic {bicubic:.2f}, {ours - bicubic:+.2f}); wrote {out_path}")
+    ours, bicubic = validate(generator, held_out, factor, device, dtype)
+    content_loss = "l1" if discriminator is None else (
+        "l1+vgg54+feature-matching" if vgg is not None else "l1+feature-matching")
+    card = run.model_card([images], {"val_y_psnr": round(ours, 3), "val_bicubic_y_psnr": round(bicubic, 3)},
+                          train_images=len(train_set), validation_images=len(held_out), content_loss=content_loss)
+    run.save_weights(generator.state_dict(), {**generator.config(), "model": model_kind}, card)
+    click.echo(f"done: {run.step} steps in {run.elapsed / 60:.1f} min; validation Y-PSNR {ours:.2f} dB "
+               f"(bicubic {bicubic:.2f}, {ours - bicubic:+.2f}); wrote {options.out}")
