@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from vidgen.bench import FrameSize
 from vidgen.errors import VidgenError
 from vidgen.plugins import get_processor_class, processors, registered_commands
 from vidgen.video import EncodeSettings, probe
@@ -256,14 +257,13 @@ def bench() -> None:
 
 @bench.command("io")
 @click.option("--seconds", default=20.0, show_default=True, help="Length of the generated test clip.")
-@click.option("--size", default="640x360", show_default=True)
+@click.option("--size", default="640x360", show_default=True, type=FrameSize())
 @click.option("--repeats", default=3, show_default=True, type=click.IntRange(1), help="Runs of each command (median reported).")
-def bench_io(seconds: float, size: str, repeats: int) -> None:
+def bench_io(seconds: float, size: tuple[int, int], repeats: int) -> None:
     """vidgen's frame path vs the ffmpeg CLI, and peak memory for a clip vs one 8x longer."""
     from vidgen.benchmarks import io_benchmark
 
-    width, height = (int(v) for v in size.split("x"))
-    io_benchmark(seconds, width, height, repeats)
+    io_benchmark(seconds, *size, repeats)
 
 
 def main() -> None:

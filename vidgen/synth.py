@@ -8,6 +8,8 @@ from typing import Iterable
 
 import numpy as np
 
+from vidgen.errors import VidgenError
+
 
 def camera_path(photo: np.ndarray, width: int, height: int, frames: int, pan: float = 0.12,
                 zoom: float = 0.15, seed: int | None = None, nearest: bool = False) -> np.ndarray:
@@ -35,10 +37,35 @@ def camera_path(photo: np.ndarray, width: int, height: int, frames: int, pan: fl
 
 def evaluation_photos() -> dict[str, np.ndarray]:
     """Colour photographs shipped with scikit-image, none of them in the training folders."""
-    from skimage import data
+    try:
+        from skimage import data
+    except ImportError:
+        raise VidgenError("these photographs come with scikit-image: pip install 'vidgen[bench]'") from None
 
     names = ("astronaut", "coffee", "chelsea", "rocket")
     return {name: getattr(data, name)() for name in names}
+
+
+def synthetic_photo(height: int = 480, width: int = 720, seed: int = 0) -> np.ndarray:
+    """A photo-like `(height, width, 3)` uint8 image made here, without external data: colour noise at
+    several scales (smooth areas and fine texture) under hard-edged discs and boxes."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    image = np.zeros((height, width, 3), np.float32)
+    for cell, weight in ((96, 1.0), (24, 0.5), (6, 0.25), (1, 0.12)):
+        coarse = rng.random((height // cell + 2, width // cell + 2, 3)).astype(np.float32)
+        image += weight * cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+    image = (image - image.min()) / (image.max() - image.min()) * 255
+    for _ in range(12):
+        colour = tuple(float(v) for v in rng.uniform(0, 255, 3))
+        x, y = int(rng.integers(width)), int(rng.integers(height))
+        size = int(rng.integers(8, max(9, min(width, height) // 6)))
+        if rng.random() < 0.5:
+            cv2.circle(image, (x, y), size, colour, -1, cv2.LINE_AA)
+        else:
+            cv2.rectangle(image, (x, y), (x + 2 * size, y + size), colour, -1)
+    return np.clip(image, 0, 255).astype(np.uint8)
 
 
 def write_clip(

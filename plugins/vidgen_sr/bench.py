@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 import click
 import numpy as np
 import torch
 
-from vidgen.compute import compute_dtype, resolve_device
+from vidgen.bench import (SPEED_HEADER, BenchOptions, bench_options, contact_sheet, count_flops, print_table,
+                          timed)
 from vidgen.processor import ProcessorContext, VideoMeta
 from vidgen.synth import evaluation_photos
 from vidgen_sr.evaluate import crop_to_multiple, to_uint8, y_psnr_ssim
@@ -46,30 +46,10 @@ def network(processor: SuperResolution) -> Callable[[np.ndarray, int], np.ndarra
     return run
 
 
-def matmul_peak(device: torch.device, dtype: torch.dtype, size: int = 4096, repeats: int = 3) -> float:
-    """Best FLOP/s of a `size`² matmul in `dtype` (the machine's dense rate for that precision)."""
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    best = 0.0
-    for _ in range(repeats + 1):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        a @ b
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = max(best, 2 * size**3 / (time.perf_counter() - start))
-    return best
-
-
 def flops_per_frame(processor: SuperResolution, width: int, height: int) -> float:
     """FLOPs of one forward pass on a `width` × `height` frame (torch's FLOP counter)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        processor.upscaler.network(torch.zeros(1, 3, height, width, device=processor.device))
-    return float(counter.get_total_flops())
+    frame = torch.zeros(1, 3, height, width, device=processor.device)
+    return count_flops(lambda: processor.upscaler.network(frame))
 
 
 def frames_per_second(processor: SuperResolution, width: int, height: int, frames: int, batch: int) -> float:
@@ -77,84 +57,83 @@ def frames_per_second(processor: SuperResolution, width: int, height: int, frame
     clip = torch.rand(frames, 3, height, width, device=processor.device)
     with torch.no_grad():
         processor.upscale(clip[:batch])
-        if processor.device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        for first in range(0, frames, batch):
-            processor.upscale(clip[first:first + batch])
-        if processor.device.type == "cuda":
-            torch.cuda.synchronize()
-    return frames / (time.perf_counter() - start)
+        seconds = timed(lambda: [processor.upscale(clip[first:first + batch]) for first in range(0, frames, batch)],
+                        processor.device)[1]
+    return frames / seconds
+
+
+def centre_crops(images: list[np.ndarray], size: int) -> np.ndarray:
+    """`(N, size, size, 3)`: the centre `size`² crop of each `(H, W, 3)` image (for the contact sheet)."""
+    return np.stack([image[(image.shape[0] - size) // 2:(image.shape[0] + size) // 2,
+                           (image.shape[1] - size) // 2:(image.shape[1] + size) // 2] for image in images])
 
 
 @click.command("sr")
-@click.option("--frames", type=int, default=16, show_default=True, help="Frames timed per speed row.")
-@click.option("--batch", type=int, default=4, show_default=True, help="Frames per forward pass in the speed rows.")
-@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
-def bench_command(frames: int, batch: int, device: str) -> None:
-    """Y-PSNR/SSIM on photographs the models never saw, and fps for 320x180 -> 1280x720 (x4) / 640x360 (x2)."""
+@click.option("--frames", type=click.IntRange(1), default=16, show_default=True, help="Frames timed per speed row.")
+@click.option("--batch", type=click.IntRange(1), default=4, show_default=True, help="Frames per forward pass in the speed rows.")
+@bench_options(default_device="auto")
+def bench_command(options: BenchOptions, frames: int, batch: int) -> None:
+    """Y-PSNR/SSIM on photographs the models never saw, and fps for 320x180 -> 1280x720 (x4) / 640x360 (x2).
+
+    The contact sheet (--sheet) shows the centre of each photo at x4: the LR input, each method, the truth."""
     import cv2
 
-    torch_device = resolve_device(device)
-    dtype = compute_dtype(torch_device)
+    device, dtype = options.device, options.dtype
     photos = {name: crop_to_multiple(photo, max(SCALES)) for name, photo in evaluation_photos().items()}
     methods: dict[str, dict[int, Callable[[np.ndarray, int], np.ndarray]]] = {
         "bicubic (cv2)": {s: classic(cv2.INTER_CUBIC) for s in SCALES},
         "Lanczos (cv2)": {s: classic(cv2.INTER_LANCZOS4) for s in SCALES},
     }
     for model in MODELS:
-        methods[model] = {s: network(ready(model, s, torch_device, dtype)) for s in SCALES}
-    methods[f"srresnet, ensemble {ENSEMBLE}"] = {s: network(ready("srresnet", s, torch_device, dtype,
+        methods[model] = {s: network(ready(model, s, device, dtype)) for s in SCALES}
+    methods[f"srresnet, ensemble {ENSEMBLE}"] = {s: network(ready("srresnet", s, device, dtype,
                                                                   ensemble=ENSEMBLE)) for s in SCALES}
 
     scores: dict[tuple[str, int], list[tuple[float, float]]] = {}
-    per_photo: dict[tuple[str, int], list[float]] = {}
+    sheet: dict[str, list[np.ndarray]] = {"input (LR)": []}
     for scale in SCALES:
         for name, photo in photos.items():
             hr = torch.from_numpy(np.ascontiguousarray(photo)).permute(2, 0, 1)[None].float().div(255)
             lr = to_uint8(downscale(hr, scale)[0])
+            if scale == 4:
+                sheet["input (LR)"].append(cv2.resize(lr, photo.shape[1::-1], interpolation=cv2.INTER_NEAREST))
             for method, by_scale in methods.items():
-                value = y_psnr_ssim(by_scale[scale](lr, scale), photo, scale)
-                scores.setdefault((method, scale), []).append(value)
-                per_photo.setdefault((method, scale), []).append(value[0])
+                output = by_scale[scale](lr, scale)
+                scores.setdefault((method, scale), []).append(y_psnr_ssim(output, photo, scale))
+                if scale == 4:
+                    sheet.setdefault(method, []).append(output)
 
     click.echo(f"Quality on {', '.join(photos)} (scikit-image; antialiased bicubic downscale, 8-bit LR), "
-               f"Y channel, {'/'.join(map(str, SCALES))}-pixel border cropped; mean over photos\n")
-    header = " | ".join(f"x{s} Y-PSNR (dB) | x{s} Y-SSIM" for s in SCALES)
-    click.echo(f"| method | {header} |")
-    click.echo("|---" * (1 + 2 * len(SCALES)) + "|")
-    for method in methods:
-        cells = " | ".join(f"{np.mean([p for p, _ in scores[(method, s)]]):.2f} | "
-                           f"{np.mean([q for _, q in scores[(method, s)]]):.4f}" for s in SCALES)
-        click.echo(f"| {method} | {cells} |")
-    click.echo(f"\nY-PSNR (dB) per photo, x4\n\n| method | {' | '.join(photos)} |")
-    click.echo("|---" * (1 + len(photos)) + "|")
-    for method in methods:
-        click.echo(f"| {method} | " + " | ".join(f"{v:.2f}" for v in per_photo[(method, 4)]) + " |")
+               f"Y channel, {'/'.join(map(str, SCALES))}-pixel border cropped; mean over photos; {dtype}\n")
+    print_table(["method", *[f"x{s} {what}" for s in SCALES for what in ("Y-PSNR (dB)", "Y-SSIM")]],
+                [[method, *[cell for s in SCALES for cell in (f"{np.mean([p for p, _ in scores[(method, s)]]):.2f}",
+                                                              f"{np.mean([q for _, q in scores[(method, s)]]):.4f}")]]
+                 for method in methods])
+    click.echo("\nY-PSNR (dB) per photo, x4\n")
+    print_table(["method", *photos], [[method, *[f"{p:.2f}" for p, _ in scores[(method, 4)]]] for method in methods])
+    if options.sheet:
+        size = min(min(photo.shape[:2]) for photo in photos.values()) // 2
+        columns = {name: centre_crops(images, size) for name, images in sheet.items()}
+        columns["truth"] = centre_crops(list(photos.values()), size)
+        contact_sheet(options.sheet, columns, range(len(photos)))
 
-    peak = matmul_peak(torch_device, dtype)
-    click.echo(f"\nSpeed on {torch_device.type} ({torch.get_num_threads()} threads), output {SPEED_OUTPUT[0]}x"
-               f"{SPEED_OUTPUT[1]}, {frames} frames, batch {batch}; {dtype} matmul peak measured now: "
-               f"{peak / 1e9:.0f} GFLOP/s\n")
-    click.echo("| method | input | precision | tile | fps | GFLOP/frame (untiled) | achieved GFLOP/s | % of matmul peak |")
-    click.echo("|---|---|---|---|---|---|---|---|")
+    click.echo(f"\nSpeed on {device.type} ({torch.get_num_threads()} threads), output {SPEED_OUTPUT[0]}x"
+               f"{SPEED_OUTPUT[1]}, {frames} frames, batch {batch}; {options.rates.describe()}\n")
+    rows = []
     for scale in SCALES:
         width, height = SPEED_OUTPUT[0] // scale, SPEED_OUTPUT[1] // scale
         lr = (np.random.default_rng(0).random((height, width, 3)) * 255).astype(np.uint8)
         resize = classic(cv2.INTER_CUBIC)
-        start = time.perf_counter()
-        for _ in range(frames):
-            resize(lr, scale)
-        click.echo(f"| bicubic (cv2) x{scale} | {width}x{height} | uint8 | - | "
-                   f"{frames / (time.perf_counter() - start):.1f} | - | - | - |")
+        seconds = timed(lambda: [resize(lr, scale) for _ in range(frames)])[1]
+        rows.append([f"bicubic (cv2) x{scale}", f"{width}x{height}", "uint8", "-", f"{frames / seconds:.1f}",
+                     *["-"] * len(SPEED_HEADER)])
         fp32_row = [(torch.float32, 0, 1)] if dtype != torch.float32 else []
         for precision, tile, ensemble in [(dtype, 0, 1), *fp32_row, (dtype, 96, 1), (dtype, 0, ENSEMBLE)]:
-            processor = ready("srresnet", scale, torch_device, precision, tile=tile, batch=batch, ensemble=ensemble)
-            timed = max(batch, frames // ensemble)  # the ensemble rows time fewer frames: each is N passes
-            fps = frames_per_second(processor, width, height, timed, batch)
+            processor = ready("srresnet", scale, device, precision, tile=tile, batch=batch, ensemble=ensemble)
+            timed_frames = max(batch, frames // ensemble)  # the ensemble rows time fewer frames: each is N passes
+            fps = frames_per_second(processor, width, height, timed_frames, batch)
             flops = flops_per_frame(processor, width, height) * ensemble
-            achieved = flops * fps
-            share = f"{100 * achieved / peak:.0f} %" if precision == dtype and not tile else "-"
             name = f"srresnet x{scale}" + (f", ensemble {ensemble}" if ensemble > 1 else "")
-            click.echo(f"| {name} | {width}x{height} | {str(precision).replace('torch.', '')} | "
-                       f"{tile or '-'} | {fps:.2f} | {flops / 1e9:.1f} | {achieved / 1e9:.0f} | {share} |")
+            rows.append([name, f"{width}x{height}", str(precision).replace("torch.", ""), tile or "-", f"{fps:.2f}",
+                         *options.speed_cells(flops, fps)])
+    print_table(["method", "input", "precision", "tile", "fps", *SPEED_HEADER], rows)
