@@ -85,13 +85,26 @@ def timed(call: Callable[[], Result], device: torch.device | str = "cpu") -> tup
     return result, time.perf_counter() - start
 
 
+class _GlobalOnly:
+    """Stands in for the per-module tracker of torch's FLOP counter: everything counts as 'Global'. (The
+    tracker's autograd hooks fail on code that enables gradients inside `no_grad`, like a latent search.)"""
+
+    parents = {"Global"}
+
+    def __enter__(self) -> _GlobalOnly:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
 def count_flops(call: Callable[[], Any]) -> float:
     """FLOPs of the torch operations `call()` runs (torch's FLOP counter: matmuls and convolutions)."""
-    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
+    counter.mod_tracker = _GlobalOnly()
+    with counter:
         call()
     return float(counter.get_total_flops())
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import click
 import numpy as np
 import torch
 
+from vidgen.bench import (SPEED_HEADER, BenchOptions, FrameSize, NumberList, bench_options, contact_sheet,
+                          count_flops, masks_from_clip, print_table, read_frames, read_masks, sheet_frames, timed)
 from vidgen.metrics import psnr, ssim, warping_error
 from vidgen.synth import camera_path, evaluation_photos
 from vidgen_inpaint.masks import dilate
@@ -80,41 +82,77 @@ def telea(clip: Clip, dilation: int) -> np.ndarray:
                      for f, m in zip(clip.corrupted, clip.masks)])
 
 
-def run_method(clip: Clip, options: dict, device: str) -> tuple[np.ndarray, float, dict]:
+def footage_clip(path: str, masks_from: str, frames: int, width: int, height: int, dilation: int) -> Clip:
+    """Real footage `path` (video or frame folder; first `frames`, resized to `width` × `height`) under the
+    moving-object masks of another clip (`masks_from`, a folder of per-frame masks), pasted and dilated by
+    `dilation` px: the masks-from-another-clip protocol, so the truth under the masks is known."""
+    import cv2
+
+    truth = np.stack([cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+                      for frame in read_frames(path, frames)])
+    masks = masks_from_clip(read_masks(masks_from), len(truth), height, width, dilation)
+    corrupted = truth.copy()
+    corrupted[masks] = (30, 140, 220)
+    return Clip(f"{Path(path).name} / masks of {Path(masks_from).name}", truth, corrupted, masks)
+
+
+def run_method(clip: Clip, options: dict, device: str, precision: str) -> tuple[np.ndarray, float, dict]:
     """Inpaint `clip` with the inpaint processor and `options`: (frames, seconds, processor stats)."""
     import vidgen
 
-    ready = vidgen.processor("inpaint", device=device, mask=clip.masks, **options)
-    start = time.perf_counter()
-    result = ready(clip.corrupted)
-    return result, time.perf_counter() - start, vars(ready.processors[0].stats)
+    ready = vidgen.processor("inpaint", device=device, precision=precision, mask=clip.masks, **options)
+    result, seconds = timed(lambda: ready(clip.corrupted), device)
+    return result, seconds, vars(ready.processors[0].stats)
+
+
+def flops_per_frame(clip: Clip, options: dict, device: str, precision: str) -> float:
+    """FLOPs per frame of inpainting `clip` with `options` (a separate, counted run)."""
+    import vidgen
+
+    ready = vidgen.processor("inpaint", device=device, precision=precision, mask=clip.masks, **options)
+    return count_flops(lambda: ready(clip.corrupted)) / len(clip.truth)
 
 
 @click.command("inpaint")
-@click.option("--frames", default=16, show_default=True, help="Frames per clip.")
-@click.option("--size", default="128x96", show_default=True, help="Clip size WxH.")
-@click.option("--yeh-iterations", default=1000, show_default=True,
+@click.option("--frames", type=click.IntRange(1), default=16, show_default=True, help="Frames per clip.")
+@click.option("--size", type=FrameSize(), default="128x96", show_default=True, help="Clip size WIDTHxHEIGHT.")
+@click.option("--clip", "footage", type=click.Path(exists=True),
+              help="Real footage (a video file or a folder of frames) to bench on instead of the synthetic clips; "
+                   "resized to --size. Needs --masks-from.")
+@click.option("--masks-from", type=click.Path(exists=True, file_okay=False),
+              help="A folder of per-frame moving-object masks of another clip, pasted onto --clip (the protocol of "
+                   "video-inpainting papers: the truth under the masks is known).")
+@click.option("--mask-dilation", type=click.IntRange(0), default=4, show_default=True,
+              help="Pixels the pasted --masks-from masks are dilated by.")
+@click.option("--yeh-iterations", type=click.IntRange(1), default=1000, show_default=True,
               help="Iterations per frame of the per-frame baseline.")
-@click.option("--yeh-frames", default=8, show_default=True,
+@click.option("--yeh-frames", type=click.IntRange(1), default=8, show_default=True,
               help="Frames the per-frame baseline runs on (its cost per frame does not depend on the clip length); "
                    "every method is scored on these first frames.")
-@click.option("--fit", "fit_steps", default=100, show_default=True,
+@click.option("--fit", "fit_steps", type=click.IntRange(0), default=100, show_default=True,
               help="Steps of fit= measured on the first clip (0: skip).")
-@click.option("--dilate", "dilation", default=2, show_default=True)
+@click.option("--dilate", "dilation", type=click.IntRange(0), default=2, show_default=True)
 @click.option("--weights", default=None, help="G/D weights file (default: the shipped prior).")
-@click.option("--threads", default=0, show_default=True, help="CPU threads for torch (0: torch's default).")
-@click.option("--device", default="cpu", show_default=True)
-@click.option("--seeds", default="0", show_default=True,
+@click.option("--threads", type=click.IntRange(0), default=0, show_default=True,
+              help="CPU threads for torch (0: torch's default).")
+@click.option("--seeds", type=NumberList(int), default="0", show_default=True,
               help="Comma-separated seeds of the latent search; each GAN method runs once per seed and its row "
                    "shows the mean (a single fill's masked PSNR varies by about a dB from seed to seed).")
-def bench_command(frames: int, size: str, yeh_iterations: int, yeh_frames: int, fit_steps: int, dilation: int, weights: str | None,
-                  threads: int, device: str, seeds: str) -> None:
-    """Per-frame Yeh vs schedule=video vs full default vs OpenCV Telea, on the same clips and masks."""
+@bench_options(default_device="cpu")
+def bench_command(options: BenchOptions, frames: int, size: tuple[int, int], footage: str | None,
+                  masks_from: str | None, mask_dilation: int, yeh_iterations: int, yeh_frames: int, fit_steps: int,
+                  dilation: int, weights: str | None, threads: int, seeds: list[int]) -> None:
+    """Per-frame Yeh vs schedule=video vs full default vs OpenCV Telea, on the same clips and masks.
+
+    GFLOP/frame (and the shares of the matmul rates) come from a separate counted run of each method on the
+    first clip. The contact sheet (--sheet) shows the first clip: masked input, each method, truth."""
     if threads > 0:
         torch.set_num_threads(threads)
-    width, height = (int(v) for v in size.lower().split("x"))
-    seed_list = [int(value) for value in seeds.split(",")]
-    seed = seed_list[0]
+    if (footage is None) != (masks_from is None):
+        raise click.UsageError("--clip and --masks-from go together")
+    width, height = size
+    device, precision = str(options.device), options.precision
+    seed = seeds[0]
     common = {"dilate": dilation, "weights": weights}
     methods = {
         f"per-frame Yeh ({yeh_iterations} it)": dict(common, schedule="per-frame", propagate=False,
@@ -123,47 +161,56 @@ def bench_command(frames: int, size: str, yeh_iterations: int, yeh_frames: int, 
         "default (propagate + video)": dict(common, schedule="video"),
     }
     scored = min(yeh_frames, frames)
+    clips = ([footage_clip(footage, masks_from, frames, width, height, mask_dilation)] if footage
+             else make_clips(frames, width, height, seed))
     rows = []
     speeds: dict[str, list[float]] = {}
-    for clip in make_clips(frames, width, height, seed):
-        start = time.perf_counter()
-        result = telea(clip, dilation)
-        rows.append((clip.name, "OpenCV Telea", score(clip, result, dilation, scored),
-                     (time.perf_counter() - start) / frames, None))
-        for label, options in methods.items():
-            run_on = first_frames(clip, scored) if options["schedule"] == "per-frame" else clip
+    flops: dict[tuple[str, str], float] = {}  # (clip, method): counted on the first clip only
+    for number, clip in enumerate(clips):
+        result, seconds = timed(lambda: telea(clip, dilation))
+        rows.append((clip.name, "OpenCV Telea", score(clip, result, dilation, scored), seconds / len(clip.truth), None))
+        sheet = {"input": clip.corrupted[:scored], "OpenCV Telea": result[:scored]}
+        for label, settings in methods.items():
+            run_on = first_frames(clip, scored) if settings["schedule"] == "per-frame" else clip
             runs = []
-            for run_seed in seed_list:
-                result, seconds, stats = run_method(run_on, dict(options, seed=run_seed), device)
+            for run_seed in seeds:
+                result, seconds, stats = run_method(run_on, dict(settings, seed=run_seed), device, precision)
                 runs.append((score(clip, result, dilation, scored), seconds / len(run_on.truth), stats))
                 click.echo(f"  {clip.name}: {label}, seed {run_seed} done in {seconds:.1f} s", err=True)
+                if run_seed == seed:
+                    sheet[label] = result[:scored]
+            if number == 0:
+                flops[(clip.name, label)] = flops_per_frame(run_on, dict(settings, seed=seed), device, precision)
             per_frame = float(np.mean([r[1] for r in runs]))
             mean_scores = {key: float(np.mean([r[0][key] for r in runs])) for key in runs[0][0]}
             mean_scores["per_seed"] = [r[0]["psnr"] for r in runs]
             steps = {"search_steps": round(float(np.mean([r[2]["search_steps"] for r in runs])))}
             rows.append((clip.name, label, mean_scores, per_frame, steps))
             speeds.setdefault(label, []).append(per_frame)
-        if clip.name.startswith("astronaut"):  # what the blend and the video fine-tuning buy, on one clip
+        if number == 0:  # what the blend and the video fine-tuning buy, on one clip
             extras = {"default, blend=none": dict(common, seed=seed, blend="none")}
             if fit_steps:
                 extras[f"default + fit={fit_steps}"] = dict(common, seed=seed, fit=fit_steps)
-            for label, options in extras.items():
-                result, seconds, stats = run_method(clip, options, device)
+            for label, settings in extras.items():
+                result, seconds, stats = run_method(clip, settings, device, precision)
                 rows.append((clip.name, label, score(clip, result, dilation, scored), seconds / frames, stats))
-    click.echo(f"clips: {frames} frames at {width}x{height}, camera motion (per-frame Yeh runs on the first "
-               f"{scored}; all methods are scored on those); masks dilated by {dilation} px; "
-               f"torch threads {torch.get_num_threads()}, device {device}; GAN rows: mean over seeds {seeds} "
-               f"(the extra astronaut rows: seed {seed})")
-    click.echo("")
-    click.echo("| clip | method | masked PSNR (dB) | per seed | masked SSIM | warping error (x1e-3) | s/frame | search steps |")
-    click.echo("|---|---|---|---|---|---|---|---|")
+            if options.sheet:
+                contact_sheet(options.sheet, {**sheet, "truth": clip.truth[:scored]}, sheet_frames(scored))
+    click.echo(f"clips: {frames} frames at {width}x{height} (per-frame Yeh runs on the first {scored}; all methods "
+               f"are scored on those); inpainting masks dilated by {dilation} px; torch threads "
+               f"{torch.get_num_threads()}, device {device}, {options.dtype}; GAN rows: mean over seeds "
+               f"{','.join(map(str, seeds))} (the extra rows of the first clip: seed {seed}); "
+               f"{options.rates.describe()}\n")
+    table = []
     for name, label, scores, per_frame, stats in rows:
-        steps = "" if stats is None else str(stats["search_steps"])
-        per_seed = " / ".join(f"{value:.2f}" for value in scores.get("per_seed", []))
-        click.echo(f"| {name} | {label} | {scores['psnr']:.2f} | {per_seed} | {scores['ssim']:.3f} | {scores['warp']:.2f} | "
-                   f"{per_frame:.3f} | {steps} |")
+        counted = flops.get((name, label))
+        speed = options.speed_cells(counted, 1 / per_frame) if counted else ["-"] * len(SPEED_HEADER)
+        table.append([name, label, f"{scores['psnr']:.2f}",
+                      " / ".join(f"{value:.2f}" for value in scores.get("per_seed", [])), f"{scores['ssim']:.3f}",
+                      f"{scores['warp']:.2f}", f"{per_frame:.3f}", "" if stats is None else str(stats["search_steps"]),
+                      *speed])
+    print_table(["clip", "method", "masked PSNR (dB)", "per seed", "masked SSIM", "warping error (x1e-3)", "s/frame",
+                 "search steps", *SPEED_HEADER], table)
     baseline = next(label for label in methods if label.startswith("per-frame"))
-    video = "schedule=video, no propagation"
-    ratio = np.mean(speeds[baseline]) / np.mean(speeds[video])
-    click.echo("")
-    click.echo(f"speed-up of schedule=video over per-frame Yeh (mean s/frame over clips): {ratio:.0f}x")
+    ratio = np.mean(speeds[baseline]) / np.mean(speeds["schedule=video, no propagation"])
+    click.echo(f"\nspeed-up of schedule=video over per-frame Yeh (mean s/frame over clips): {ratio:.0f}x")

@@ -9,13 +9,14 @@ the input labels), warping error (Lai et al., flow from the real frames, ×1000,
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import click
 import numpy as np
 
 import vidgen
+from vidgen.bench import (SPEED_HEADER, BenchOptions, FrameSize, bench_options, contact_sheet, count_flops, print_table,
+                          sheet_frames, timed)
 from vidgen.metrics import psnr, ssim, warping_error
 from vidgen.synth import camera_path, evaluation_photos
 from vidgen_seg2vid.labels import colourise, label_path, segment, segmentation_model
@@ -41,14 +42,16 @@ def scores(outputs: np.ndarray, real: np.ndarray, labels: np.ndarray) -> dict[st
 
 
 @click.command("seg2vid")
-@click.option("--size", default="192x128", show_default=True, help="Clip size WxH.")
-@click.option("--frames", type=int, default=12, show_default=True)
+@click.option("--size", type=FrameSize(), default="192x128", show_default=True, help="Clip size WIDTHxHEIGHT.")
+@click.option("--frames", type=click.IntRange(2), default=12, show_default=True)
 @click.option("--weights", type=click.Path(dir_okay=False), default=None, help="Generator weights (default: shipped).")
-@click.option("--device", default="auto", show_default=True)
-def bench_command(size: str, frames: int, weights: str | None, device: str) -> None:
-    """seg2vid (with previous-frame conditioning) vs per-frame generation vs flat class colours."""
-    width, height = (int(v) for v in size.lower().split("x"))
-    options = {"weights": Path(weights)} if weights else {}
+@bench_options(default_device="auto")
+def bench_command(options: BenchOptions, size: tuple[int, int], frames: int, weights: str | None) -> None:
+    """seg2vid (with previous-frame conditioning) vs per-frame generation vs flat class colours.
+
+    The contact sheet (--sheet) shows the first photo's clip: the label input, each method, the real frames."""
+    width, height = size
+    settings = {"weights": Path(weights)} if weights else {}
     methods: dict[str, dict] = {
         "class-mean colours (no model)": {},
         "seg2vid per-frame (temporal=false)": {"temporal": False},
@@ -57,34 +60,44 @@ def bench_command(size: str, frames: int, weights: str | None, device: str) -> N
         "seg2vid (style 2)": {"style": 2},
     }
     rows: dict[str, list[dict[str, float]]] = {name: [] for name in [*methods, "real frames (reference)"]}
-    for seed, (photo_name, photo) in enumerate(evaluation_photos().items()):
+    flops: dict[str, float] = {}
+    photos = evaluation_photos()
+    for seed, (photo_name, photo) in enumerate(photos.items()):
         labels = label_path(segment(photo), width, height, frames, seed=seed)
         real = camera_path(photo, width, height, frames, seed=seed)
         clip = colourise(labels)
+        sheet = {"labels": clip}
         style0 = None
         for name, method_options in methods.items():
-            started = time.perf_counter()
-            if not name.startswith("seg2vid"):
-                outputs = class_mean_render(labels)
+            if name.startswith("seg2vid"):
+                ready = vidgen.processor("seg2vid", device=str(options.device), precision=options.precision,
+                                         **settings, **method_options)
+                outputs, seconds = timed(lambda: ready(clip), options.device)
+                if seed == 0:
+                    flops[name] = count_flops(lambda: ready(clip)) / frames
             else:
-                outputs = vidgen.processor("seg2vid", device=device, **options, **method_options)(clip)
-            fps = frames / (time.perf_counter() - started)
-            row = scores(outputs, real, labels) | {"fps": fps}
+                outputs, seconds = timed(lambda: class_mean_render(labels))
+            row = scores(outputs, real, labels) | {"fps": frames / seconds}
             if name == "seg2vid (style 0)":
                 style0 = outputs
             if style0 is not None and name.startswith("seg2vid (style") and outputs is not style0:
                 row["style_change"] = float(np.abs(outputs.astype(np.float64) - style0).mean())
             rows[name].append(row)
+            sheet[name] = outputs
         rows["real frames (reference)"].append(scores(real, real, labels))
+        if options.sheet and seed == 0:
+            contact_sheet(options.sheet, {**sheet, "real": real}, sheet_frames(frames))
         click.echo(f"{photo_name}: done", err=True)
-    click.echo(f"\nseg2vid on {', '.join(evaluation_photos())} ({width}x{height}, {frames} frames each, moving labels; "
-               "means over frames and photos)\n")
-    click.echo("| method | PSNR dB | SSIM | label accuracy | warping error ×1000 | mean abs Δ vs style 0 | fps |")
-    click.echo("|---|---|---|---|---|---|---|")
+    click.echo(f"\nseg2vid on {', '.join(photos)} ({width}x{height}, {frames} frames each, moving labels; "
+               f"means over frames and photos); {options.device}, {options.dtype}; {options.rates.describe()}\n")
+    table = []
     for name, results in rows.items():
         mean = {key: float(np.mean([r[key] for r in results])) for key in results[0]}
-        quality = "–" if name.startswith("real") else f"{mean['psnr']:.2f}"
-        similarity = "–" if name.startswith("real") else f"{mean['ssim']:.3f}"
-        change = f"{mean['style_change']:.1f}" if "style_change" in mean else "–"
-        fps = f"{mean['fps']:.1f}" if "fps" in mean else "–"
-        click.echo(f"| {name} | {quality} | {similarity} | {mean['accuracy']:.1%} | {mean['warping']:.3f} | {change} | {fps} |")
+        reference = name.startswith("real")
+        speed = options.speed_cells(flops[name], mean["fps"]) if name in flops else ["–"] * len(SPEED_HEADER)
+        table.append([name, "–" if reference else f"{mean['psnr']:.2f}", "–" if reference else f"{mean['ssim']:.3f}",
+                      f"{mean['accuracy']:.1%}", f"{mean['warping']:.3f}",
+                      f"{mean['style_change']:.1f}" if "style_change" in mean else "–",
+                      f"{mean['fps']:.1f}" if "fps" in mean else "–", *speed])
+    print_table(["method", "PSNR dB", "SSIM", "label accuracy", "warping error ×1000", "mean abs Δ vs style 0", "fps",
+                 *SPEED_HEADER], table)
