@@ -178,13 +178,19 @@ def bench_options(default_device: str = "auto") -> Callable[[Callable[..., None]
                          type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
                          help="Compute precision of the models (auto: fp16 on CUDA, bf16 on a CPU with native "
                               "bf16, else fp32)."),
-            click.option("--sheet", type=click.Path(dir_okay=False),
+            click.option("--sheet", type=click.Path(dir_okay=False), callback=_png_only,
                          help="Also write a contact sheet (PNG): input, each method and the truth, side by side."),
         ]):
             wrapper = option(wrapper)
         return wrapper
 
     return decorate
+
+
+def _png_only(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and Path(value).suffix.lower() != ".png":
+        raise click.BadParameter(f"{value!r}: a contact sheet is a .png file")
+    return value
 
 
 def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -290,8 +296,10 @@ def contact_sheet(path: str | os.PathLike, columns: dict[str, np.ndarray], frame
             y = title + r * (height + 2)
             sheet[y:y + height, x:x + width] = cv2.resize(clip[index], (width, height), interpolation=cv2.INTER_NEAREST)
     path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise VidgenError(f"{path}: a contact sheet is a .png file")
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
-        raise VidgenError(f"{path}: cannot write the contact sheet (use a .png name in a writable folder)")
+        raise VidgenError(f"{path}: cannot write the contact sheet")
     click.echo(f"wrote contact sheet {path}", err=True)
     return path
