@@ -323,9 +323,11 @@ def test_masks_from_another_clip_are_resized_played_back_and_forth_and_dilated()
 
 def test_toolkit_doc_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every ```python block of docs/toolkit.md runs (in order, sharing one namespace, in a temporary folder)."""
-    blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text(), re.S)
+    text = DOCS.read_text()
+    blocks = list(re.finditer(r"```python\n(.*?)```", text, re.S))
     assert len(blocks) >= 3
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     for block in blocks:
-        exec(compile(block, str(DOCS), "exec"), namespace)  # noqa: S102
+        padding = "\n" * text.count("\n", 0, block.start(1))  # tracebacks name the line of the page
+        exec(compile(padding + block.group(1), str(DOCS), "exec"), namespace)  # noqa: S102

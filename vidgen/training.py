@@ -111,12 +111,12 @@ class TrainOptions:
         return self.out.with_suffix(".ckpt.pt")
 
 
-def package_folders(module: str) -> list[Path]:
+def package_folders(module: str | None) -> list[Path]:
     """The installed folders a trainer must not write into: vidgen's and the plugin package of `module`."""
     import vidgen
 
     folders = [Path(vidgen.__file__).parent]
-    package = sys.modules.get(module.partition(".")[0])
+    package = sys.modules.get((module or "").partition(".")[0])
     if package is not None and getattr(package, "__file__", None):
         folders.append(Path(package.__file__).parent)
     return [folder.resolve() for folder in folders]
@@ -187,6 +187,7 @@ class TrainingRun:
         self.rng = np.random.default_rng(options.seed)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and dtype == torch.float16)
         self.step, self.elapsed_before = 0, 0.0
+        self.seed = options.seed  # on --resume, the seed the training started with
         self._started: float | None = None
         options.out.parent.mkdir(parents=True, exist_ok=True)
         if options.resume:
@@ -236,7 +237,7 @@ class TrainingRun:
 
     def save_checkpoint(self) -> None:
         state = {name: part.state_dict() for name, part in self.parts.items()}
-        state["run"] = {"step": self.step, "elapsed": self.elapsed, "scaler": self.scaler.state_dict(),
+        state["run"] = {"step": self.step, "elapsed": self.elapsed, "seed": self.seed, "scaler": self.scaler.state_dict(),
                         "numpy_rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state()}
         if self.device.type == "cuda":
             state["run"]["cuda_rng"] = torch.cuda.get_rng_state_all()
@@ -251,7 +252,7 @@ class TrainingRun:
             run = state["run"]
         except (KeyError, RuntimeError, ValueError) as exc:
             raise VidgenError(f"{path}: not a checkpoint of this model ({type(exc).__name__}: {exc})") from None
-        self.step, self.elapsed_before = int(run["step"]), float(run["elapsed"])
+        self.step, self.elapsed_before, self.seed = int(run["step"]), float(run["elapsed"]), int(run["seed"])
         self.scaler.load_state_dict(run["scaler"])
         self.rng.bit_generator.state = run["numpy_rng"]
         torch.set_rng_state(run["torch_rng"].cpu())
@@ -260,10 +261,11 @@ class TrainingRun:
         click.echo(f"resumed at step {self.step} ({self.elapsed_before / 60:.1f} min trained) from {path}")
 
     def model_card(self, fitted_on: list[str | os.PathLike], metrics: dict[str, Any], **training: Any) -> ModelCard:
-        """The card of the model trained so far: this command (relative paths), data folders, seed, metrics."""
+        """The card of the model trained so far: this command (relative paths), data folders, the seed the training
+        started with, metrics."""
         training = {"steps": self.step, "train_minutes": round(self.elapsed / 60, 2), **training}
-        return ModelCard(relative_command(), [relative_path(folder) for folder in fitted_on], self.options.seed,
-                         metrics, training)
+        return ModelCard(relative_command(), [relative_path(folder) for folder in fitted_on], self.seed, metrics,
+                         training)
 
     def save_weights(self, tensors: dict[str, torch.Tensor], config: dict[str, Any], card: ModelCard) -> None:
         """Write the weights (fp16 safetensors) with `config` (what the plugin needs to rebuild the network)
