@@ -234,12 +234,21 @@ def test_bench_sizes_are_checked_in_one_line(cli, command: list[str]) -> None:
     assert code == 2 and "expected WIDTHxHEIGHT" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("args", [["denoise", "--sigmas", "a,b"], ["inpaint", "--seeds", "1.5"],
+@pytest.mark.parametrize("args", [["io", "--seconds", "-1"], ["denoise", "--sigmas", "a,b"], ["inpaint", "--seeds", "1.5"],
                                   ["inpaint", "--clip", "."], ["sr", "--precision", "fp64"],
                                   ["seg2vid", "--sheet", "sheet.jpg"]])
 def test_bench_option_errors_have_no_traceback(cli, args: list[str]) -> None:
     code, _, err = cli("bench", *args)
     assert code == 2 and "Error" in err and "Traceback" not in err
+
+
+def test_unreadable_weights_are_one_line_errors(tmp_path: Path) -> None:
+    path = tmp_path / "photo.pt"
+    cv2.imwrite(str(tmp_path / "photo.png"), np.zeros((4, 4, 3), np.uint8))
+    path.write_bytes((tmp_path / "photo.png").read_bytes())
+    with pytest.raises(VidgenError) as error:
+        load_weights(path)
+    assert "cannot read weights" in str(error.value) and "\n" not in str(error.value)
 
 
 def test_frame_size_type() -> None:

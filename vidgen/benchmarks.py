@@ -12,6 +12,8 @@ from pathlib import Path
 import click
 import numpy as np
 
+from vidgen.bench import print_table
+
 
 def write_test_clip(path: Path, seconds: float, width: int, height: int, fps: int = 25) -> None:
     """A camera-motion clip over a photo-like image with an AAC track (a 4 s motion played back and forth to
@@ -91,9 +93,10 @@ def io_benchmark(seconds: float, width: int, height: int, repeats: int = 3, crf:
             for run in runs:
                 secs, rss = (float(np.median(values)) for values in zip(*results[run]))
                 rows.append((run, length, int(length * 25), secs, rss))
-    click.echo(f"\nmedian of {repeats} runs each\n\n| run | clip | seconds | fps | peak RSS (MiB) |\n|---|---|---|---|---|")
-    for run, length, frames, secs, rss in rows:
-        click.echo(f"| {names[run]} | {length:g} s | {secs:.2f} | {frames / secs:.1f} | {rss:.0f} |")
+    click.echo(f"\nmedian of {repeats} runs each\n")
+    print_table(["run", "clip", "seconds", "fps", "peak RSS (MiB)"],
+                [[names[run], f"{length:g} s", f"{secs:.2f}", f"{frames / secs:.1f}", f"{rss:.0f}"]
+                 for run, length, frames, secs, rss in rows])
     click.echo("")
     by = {(run, length): (secs, rss) for run, length, _, secs, rss in rows}
     if ffmpeg:

@@ -256,7 +256,8 @@ def bench() -> None:
 
 
 @bench.command("io")
-@click.option("--seconds", default=20.0, show_default=True, help="Length of the generated test clip.")
+@click.option("--seconds", default=20.0, show_default=True, type=click.FloatRange(0, min_open=True),
+              help="Length of the generated test clip.")
 @click.option("--size", default="640x360", show_default=True, type=FrameSize())
 @click.option("--repeats", default=3, show_default=True, type=click.IntRange(1), help="Runs of each command (median reported).")
 def bench_io(seconds: float, size: tuple[int, int], repeats: int) -> None:

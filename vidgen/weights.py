@@ -113,7 +113,8 @@ def load_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
                 return {k: f.get_tensor(k).float() for k in f.keys()}, meta
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise VidgenError(f"{path}: cannot read weights ({type(exc).__name__}: {exc})") from None
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        raise VidgenError(f"{path}: cannot read weights ({type(exc).__name__}: {first_line})") from None
     for key in ("params_ema", "params", "state_dict", "model", "generator", "G"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]
