@@ -234,7 +234,8 @@ def test_bench_sizes_are_checked_in_one_line(cli, command: list[str]) -> None:
     assert code == 2 and "expected WIDTHxHEIGHT" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("args", [["io", "--seconds", "-1"], ["denoise", "--sigmas", "a,b"], ["inpaint", "--seeds", "1.5"],
+@pytest.mark.parametrize("args", [["io", "--seconds", "-1"], ["denoise", "--sigmas", "a,b"],
+                                  ["inpaint", "--seeds", "1.5"],
                                   ["inpaint", "--clip", "."], ["sr", "--precision", "fp64"],
                                   ["seg2vid", "--sheet", "sheet.jpg"]])
 def test_bench_option_errors_have_no_traceback(cli, args: list[str]) -> None:

@@ -32,8 +32,8 @@ from vidgen.weights import ModelCard, load_weights, relative_command, relative_p
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
-__all__ = ["IMAGE_SUFFIXES", "TrainOptions", "TrainingRun", "cosine_rate", "load_images", "load_weights", "save_weights",
-           "random_crops", "set_learning_rate", "split_holdout", "train_options"]
+__all__ = ["IMAGE_SUFFIXES", "TrainOptions", "TrainingRun", "cosine_rate", "load_images", "load_weights",
+           "random_crops", "save_weights", "set_learning_rate", "split_holdout", "train_options"]
 
 
 def load_images(folder: str | os.PathLike, min_size: int = 0) -> list[np.ndarray]:
@@ -122,33 +122,35 @@ def package_folders(module: str | None) -> list[Path]:
     return [folder.resolve() for folder in folders]
 
 
-def check_output(out: Path, overwrite: bool, resume: bool, protected: list[Path]) -> None:
-    """Refuse an `out` inside an installed package, or an existing one without --overwrite / --resume."""
-    resolved = out.resolve()
+def check_output(options: TrainOptions, protected: list[Path]) -> None:
+    """Refuse an `--out` inside an installed package, or an existing one without --overwrite / --resume."""
+    out = options.out
     for folder in protected:
-        if resolved.is_relative_to(folder):
+        if out.resolve().is_relative_to(folder):
             raise VidgenError(f"--out {out}: inside the installed package ({folder}); write your model elsewhere "
                               "and use it with -p NAME.weights=PATH")
-    if out.exists() and not (overwrite or resume):
+    if out.exists() and not (options.overwrite or options.resume):
         raise VidgenError(f"--out {out}: already exists; pass --overwrite to replace it or --resume to continue "
                           "its training")
-    if resume and not out.with_suffix(".ckpt.pt").is_file():
-        raise VidgenError(f"{out.with_suffix('.ckpt.pt')}: no checkpoint to resume from")
+    if options.resume and not options.checkpoint.is_file():
+        raise VidgenError(f"{options.checkpoint}: no checkpoint to resume from")
 
 
 def train_options(default_out: str, default_minutes: float) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Decorator for a `vidgen train NAME` click command: adds `--out --minutes --seed --device --threads
-    --resume --overwrite`, checks them (no writing into the installed package, no silent overwrite) and
-    passes them to the command as one `options: TrainOptions` argument."""
+    --resume --overwrite`, checks them (no writing into the installed package, no silent overwrite), seeds
+    torch with --seed (so the networks the command builds start the same every time) and passes them to the
+    command as one `options: TrainOptions` argument."""
 
     def decorate(command: Callable[..., None]) -> Callable[..., None]:
         @functools.wraps(command)
         def wrapper(out: str, minutes: float, seed: int, device: str, threads: int, resume: bool, overwrite: bool,
                     **kwargs: Any) -> None:
+            options = TrainOptions(Path(out), minutes, seed, resolve_device(device), threads, resume, overwrite)
+            check_output(options, package_folders(command.__module__))
             if threads:
                 torch.set_num_threads(threads)
-            check_output(Path(out), overwrite, resume, package_folders(command.__module__))
-            options = TrainOptions(Path(out), minutes, seed, resolve_device(device), threads, resume, overwrite)
+            torch.manual_seed(seed)
             command(options=options, **kwargs)
 
         for option in reversed([
@@ -172,7 +174,8 @@ def train_options(default_out: str, default_minutes: float) -> Callable[[Callabl
 class TrainingRun:
     """One time-budgeted training run: the step loop, mixed precision, checkpoints and resume.
 
-    `parts` names everything whose state a checkpoint keeps: modules and optimisers. Checkpoints
+    `parts` names everything whose state a checkpoint keeps: modules and optimisers. `rng` is the run's numpy
+    generator, seeded with `options.seed` (torch is seeded by `train_options`). Checkpoints
     (`options.checkpoint`, written atomically every `checkpoint_every` seconds and at the end) also hold the
     step, the elapsed time, the gradient scaler and the numpy / torch / CUDA random states, so a resumed run
     continues as the uninterrupted one would. Under CUDA fp16, losses are scaled (`torch.amp.GradScaler`).
@@ -183,7 +186,6 @@ class TrainingRun:
         self.options, self.parts, self.dtype = options, parts, dtype
         self.device = options.device
         self.checkpoint_every = checkpoint_every
-        torch.manual_seed(options.seed)
         self.rng = np.random.default_rng(options.seed)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and dtype == torch.float16)
         self.step, self.elapsed_before = 0, 0.0
@@ -237,8 +239,8 @@ class TrainingRun:
 
     def save_checkpoint(self) -> None:
         state = {name: part.state_dict() for name, part in self.parts.items()}
-        state["run"] = {"step": self.step, "elapsed": self.elapsed, "seed": self.seed, "scaler": self.scaler.state_dict(),
-                        "numpy_rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state()}
+        state["run"] = {"step": self.step, "elapsed": self.elapsed, "seed": self.seed,
+                        "scaler": self.scaler.state_dict(), "numpy_rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state()}
         if self.device.type == "cuda":
             state["run"]["cuda_rng"] = torch.cuda.get_rng_state_all()
         save_state(self.options.checkpoint, state)

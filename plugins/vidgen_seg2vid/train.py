@@ -181,7 +181,8 @@ def train_command(options: TrainOptions, images_dir: str | None, pairs_dir: str 
     valid_batch = sample_clips([Pair.from_arrays(*a) for a in held], crop, 16, np.random.default_rng(12345))
     click.echo(f"{len(kept)} training / {len(held)} validation pairs, {classes} classes")
 
-    generator, encoder, critic = Generator(classes).to(device), StyleEncoder().to(device), PatchDiscriminator(classes).to(device)
+    generator, encoder = Generator(classes).to(device), StyleEncoder().to(device)
+    critic = PatchDiscriminator(classes).to(device)
     opt_g = torch.optim.Adam([*generator.parameters(), *encoder.parameters()], lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(critic.parameters(), lr, betas=(0.5, 0.999))
     dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
@@ -215,7 +216,8 @@ def train_command(options: TrainOptions, images_dir: str | None, pairs_dir: str 
         if last_report is None or run.elapsed - last_report > 60:
             val_psnr, val_accuracy = validate(generator, valid_batch, classes, run.autocast(), images_dir is not None)
             click.echo(f"step {step + 1} [{run.elapsed / 60:.1f} min] L1 {reconstruction.item():.4f} temporal "
-                       f"{temporal.item():.4f} KL {kl.item():.3f} adv {adversarial.item():.3f} D {critic_loss.item():.3f} | "
+                       f"{temporal.item():.4f} KL {kl.item():.3f} adv {adversarial.item():.3f} "
+                       f"D {critic_loss.item():.3f} | "
                        + describe(val_psnr, val_accuracy))
             last_report = run.elapsed
     with torch.no_grad(), run.autocast():  # where the encoder puts real photos: styles are drawn from this spread
