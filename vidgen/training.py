@@ -255,7 +255,8 @@ class TrainingRun:
         except (KeyError, RuntimeError, ValueError) as exc:
             raise VidgenError(f"{path}: not a checkpoint of this model ({type(exc).__name__}: {exc})") from None
         self.step, self.elapsed_before, self.seed = int(run["step"]), float(run["elapsed"]), int(run["seed"])
-        self.scaler.load_state_dict(run["scaler"])
+        if run["scaler"] and self.scaler.is_enabled():  # empty when saved without scaling (e.g. a CPU run)
+            self.scaler.load_state_dict(run["scaler"])
         self.rng.bit_generator.state = run["numpy_rng"]
         torch.set_rng_state(run["torch_rng"].cpu())
         if "cuda_rng" in run and self.device.type == "cuda":
