@@ -22,6 +22,21 @@ def clip(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def noise_photos(tmp_path: Path) -> Path:
+    """A folder `photos` of ten 80×80 smooth-noise images: enough for every trainer's mechanics."""
+    import cv2
+    import numpy as np
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(10):
+        noise = (rng.random((10, 10, 3)) * 255).astype(np.uint8)
+        cv2.imwrite(str(folder / f"{index}.png"), cv2.resize(noise, (80, 80), interpolation=cv2.INTER_CUBIC))
+    return folder
+
+
+@pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> Callable[..., tuple[int, str, str]]:
     """Run `vidgen ARGS...` in-process through `main()`; returns (exit code, stdout, stderr)."""
     from vidgen.cli import main

@@ -160,13 +160,8 @@ def test_video_file_is_upscaled(tiny_weights: Path, tmp_path: Path) -> None:
     assert result.frames == 5 and (info.width, info.height) == (128, 96)
 
 
-def test_trainer_writes_weights_and_resumes(tmp_path: Path) -> None:
-    images = tmp_path / "images"
-    images.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(5):
-        noise = (rng.random((12, 12, 3)) * 255).astype(np.uint8)
-        cv2.imwrite(str(images / f"{i}.png"), cv2.resize(noise, (72, 72), interpolation=cv2.INTER_CUBIC))
+def test_trainer_writes_weights_and_resumes(noise_photos: Path, tmp_path: Path) -> None:
+    images = noise_photos
     out = tmp_path / "tiny.safetensors"
     common = ["--images", str(images), "--scale", "2", "--out", str(out), "--channels", "8", "--blocks", "1",
               "--batch", "2", "--patch", "16", "--holdout-every", "5", "--validate-every", "2", "--seed", "3"]

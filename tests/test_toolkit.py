@@ -26,18 +26,6 @@ PLUGINS = Path(__file__).parents[1] / "plugins"
 DOCS = Path(__file__).parents[1] / "docs" / "toolkit.md"
 
 
-@pytest.fixture
-def photos(tmp_path: Path) -> Path:
-    """Ten 80×80 smooth-noise photos: enough for every trainer's mechanics (one is held out)."""
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for index in range(10):
-        noise = (rng.random((10, 10, 3)) * 255).astype(np.uint8)
-        cv2.imwrite(str(folder / f"{index}.png"), cv2.resize(noise, (80, 80), interpolation=cv2.INTER_CUBIC))
-    return folder
-
-
 # --- weights ---------------------------------------------------------------------------------------------
 
 
@@ -184,25 +172,25 @@ def test_every_trainer_shares_the_options(cli) -> None:
 
 
 @pytest.mark.parametrize("name", ["sr", "denoise", "inpaint", "seg2vid"])
-def test_trainers_refuse_the_installed_package_and_existing_outputs(cli, name: str, photos: Path,
+def test_trainers_refuse_the_installed_package_and_existing_outputs(cli, name: str, noise_photos: Path,
                                                                     tmp_path: Path) -> None:
     shipped = next((PLUGINS / f"vidgen_{name}" / "weights").glob("*.safetensors"))
     before = shipped.read_bytes()
-    code, _, err = cli("train", name, "--images", photos, "--out", shipped, "--minutes", "0.001", "--overwrite")
+    code, _, err = cli("train", name, "--images", noise_photos, "--out", shipped, "--minutes", "0.001", "--overwrite")
     assert code == 1 and "inside the installed package" in err and "Traceback" not in err
     assert shipped.read_bytes() == before
     existing = tmp_path / "mine.safetensors"
     existing.write_bytes(b"keep")
-    code, _, err = cli("train", name, "--images", photos, "--out", existing, "--minutes", "0.001")
+    code, _, err = cli("train", name, "--images", noise_photos, "--out", existing, "--minutes", "0.001")
     assert code == 1 and "--overwrite" in err and existing.read_bytes() == b"keep"
-    code, _, err = cli("train", name, "--images", photos, "--out", tmp_path / "new.safetensors", "--resume")
+    code, _, err = cli("train", name, "--images", noise_photos, "--out", tmp_path / "new.safetensors", "--resume")
     assert code == 1 and "no checkpoint to resume from" in err
 
 
-def test_seg2vid_trains_into_the_current_folder_by_default(cli, photos: Path, tmp_path: Path,
+def test_seg2vid_trains_into_the_current_folder_by_default(cli, noise_photos: Path, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    code, out, err = cli("train", "seg2vid", "--images", photos, "--minutes", "0", "--crop", "32", "--batch", "1",
+    code, out, err = cli("train", "seg2vid", "--images", noise_photos, "--minutes", "0", "--crop", "32", "--batch", "1",
                          "--threads", "1")
     assert code == 0, err
     meta = read_metadata(tmp_path / "seg2vid.safetensors")
