@@ -238,9 +238,11 @@ class TrainingRun:
         self.elapsed_before, self._started = self.elapsed, None
 
     def save_checkpoint(self) -> None:
+        """Write `options.checkpoint` atomically: every part's state, the step, time, seed, scaler and RNGs."""
         state = {name: part.state_dict() for name, part in self.parts.items()}
         state["run"] = {"step": self.step, "elapsed": self.elapsed, "seed": self.seed,
-                        "scaler": self.scaler.state_dict(), "numpy_rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state()}
+                        "scaler": self.scaler.state_dict(), "numpy_rng": self.rng.bit_generator.state,
+                        "torch_rng": torch.get_rng_state()}
         if self.device.type == "cuda":
             state["run"]["cuda_rng"] = torch.cuda.get_rng_state_all()
         save_state(self.options.checkpoint, state)
