@@ -157,14 +157,18 @@ SPEED_HEADER = ["GFLOP/frame", "achieved GFLOP/s", "% of fp32 matmul", "% of bf1
 
 
 def bench_options(default_device: str = "auto") -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Decorator for a `vidgen bench NAME` click command: adds `--device --precision --sheet`, measures the
-    reference matmul rates, and passes them to the command as one `options: BenchOptions` argument."""
+    """Decorator for a `vidgen bench NAME` click command: adds `--device --precision --threads --sheet`, measures
+    the reference matmul rates, and passes them to the command as one `options: BenchOptions` argument."""
 
     def decorate(command: Callable[..., None]) -> Callable[..., None]:
         @functools.wraps(command)
-        def wrapper(device: str, precision: str, sheet: str | None, **kwargs: Any) -> None:
+        def wrapper(device: str, precision: str, threads: int, sheet: str | None, **kwargs: Any) -> None:
+            import torch
+
             from vidgen.compute import compute_dtype, resolve_device
 
+            if threads:
+                torch.set_num_threads(threads)  # before the reference rates are measured
             torch_device = resolve_device(device)
             dtype = compute_dtype(torch_device, precision)
             options = BenchOptions(torch_device, precision, dtype, Path(sheet) if sheet else None,
@@ -178,6 +182,8 @@ def bench_options(default_device: str = "auto") -> Callable[[Callable[..., None]
                          type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
                          help="Compute precision of the models (auto: fp16 on CUDA, bf16 on a CPU with native "
                               "bf16, else fp32)."),
+            click.option("--threads", type=click.IntRange(0), default=0, show_default=True,
+                         help="CPU threads for torch (0: torch's default)."),
             click.option("--sheet", type=click.Path(dir_okay=False), callback=_png_only,
                          help="Also write a contact sheet (PNG): input, each method and the truth, side by side."),
         ]):

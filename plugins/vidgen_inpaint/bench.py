@@ -133,21 +133,17 @@ def flops_per_frame(clip: Clip, options: dict, device: str, precision: str) -> f
               help="Steps of fit= measured on the first clip (0: skip).")
 @click.option("--dilate", "dilation", type=click.IntRange(0), default=2, show_default=True)
 @click.option("--weights", default=None, help="G/D weights file (default: the shipped prior).")
-@click.option("--threads", type=click.IntRange(0), default=0, show_default=True,
-              help="CPU threads for torch (0: torch's default).")
 @click.option("--seeds", type=NumberList(int), default="0", show_default=True,
               help="Comma-separated seeds of the latent search; each GAN method runs once per seed and its row "
                    "shows the mean (a single fill's masked PSNR varies by about a dB from seed to seed).")
 @bench_options(default_device="cpu")
 def bench_command(options: BenchOptions, frames: int, size: tuple[int, int], footage: str | None,
                   masks_from: str | None, mask_dilation: int, yeh_iterations: int, yeh_frames: int, fit_steps: int,
-                  dilation: int, weights: str | None, threads: int, seeds: list[int]) -> None:
+                  dilation: int, weights: str | None, seeds: list[int]) -> None:
     """Per-frame Yeh vs schedule=video vs full default vs OpenCV Telea, on the same clips and masks.
 
     GFLOP/frame (and the shares of the matmul rates) come from a separate counted run of each method on the
     first clip. The contact sheet (--sheet) shows the first clip: masked input, each method, truth."""
-    if threads > 0:
-        torch.set_num_threads(threads)
     if (footage is None) != (masks_from is None):
         raise click.UsageError("--clip and --masks-from go together")
     width, height = size
