@@ -155,18 +155,33 @@ def test_processor_that_raises(cli, clip: Path, tmp_path: Path, test_plugins) ->
 
 
 def test_plugins_listing(cli, test_plugins) -> None:
-    code, out, _ = cli("plugins", "--json")
+    code, out, err = cli("plugins", "--json")
+    assert code == 0, err
     entries = {e["name"]: e for e in json.loads(out)}
     assert entries["invert"]["options"][0] == {"name": "amount", "type": "float", "default": 1.0, "help": "blend"}
-    code, out, _ = cli("plugins")
-    assert "invert.amount=1.0" in out
+    ensemble = {o["name"]: o for o in entries["sr"]["options"]}["ensemble"]
+    assert ensemble["choices"] == [1, 2, 4, 8]  # integer choices (sr.ensemble) list as numbers
+    code, out, err = cli("plugins")
+    assert code == 0, err
+    assert "invert.amount=1.0" in out and "[1|2|4|8]" in out
 
 
 def test_info(cli, clip: Path) -> None:
-    code, out, _ = cli("info", clip, "--json")
+    code, out, err = cli("info", clip, "--json")
+    assert code == 0, err
     info = json.loads(out)
     assert (info["width"], info["height"], info["frame_count"]) == (64, 48, 12)
     assert [s["type"] for s in info["streams"]] == ["video", "audio"]
+    assert info["colour"]["range"] == "unspecified"
+
+
+def test_info_names_full_range(cli, tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "full.mp4", moving_pattern(2, 32, 24), colour=(1, 1, 1, 2))
+    code, out, err = cli("info", src)
+    assert code == 0, err
+    assert "range jpeg" in out and "primaries bt709" in out
+    code, out, _ = cli("info", write_clip(tmp_path / "tv.mp4", moving_pattern(2, 32, 24), colour=(1, 1, 1, 1)), "--json")
+    assert json.loads(out)["colour"]["range"] == "mpeg"
 
 
 def test_batch_run_reports_each_file_and_survives_a_bad_one(cli, tmp_path: Path) -> None:

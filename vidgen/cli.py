@@ -191,7 +191,7 @@ def list_plugins(as_json: bool) -> None:
             "version": info.version,
             "options": [
                 {"name": o.name, "type": o.type_name, "default": _jsonable(o.default), "help": o.help,
-                 **({"choices": list(o.choices)} if o.choices else {})}
+                 **({"choices": [_jsonable(c) for c in o.choices]} if o.choices else {})}
                 for o in info.cls.options
             ],
         })
@@ -201,7 +201,7 @@ def list_plugins(as_json: bool) -> None:
     for entry in entries:
         click.echo(f"{entry['name']} ({entry['package']} {entry['version']}): {entry['description']}")
         for option in entry["options"]:
-            choices = f" [{'|'.join(option['choices'])}]" if "choices" in option else ""
+            choices = f" [{'|'.join(map(str, option['choices']))}]" if "choices" in option else ""
             setting = f"{entry['name']}.{option['name']}={'' if option['default'] is None else option['default']}"
             click.echo(f"    {setting:<28} {option['type']}{choices}: {option['help']}")
 
