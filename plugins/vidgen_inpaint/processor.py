@@ -195,14 +195,16 @@ class Inpaint(Processor):
     def _smooth_over_time(self, frames: torch.Tensor, filled: np.ndarray, masks: np.ndarray,
                           indices: list[int]) -> torch.Tensor:
         """Blend the GAN-filled pixels `filled` `(N, H, W)` of the core `frames` `(N, 3, H, W)` with the
-        previous output frame carried along the motion, frame after frame (so across groups too)."""
+        previous output frame carried along the motion, frame after frame (so across groups too). Only the
+        `filled` pixels pass through 8 bits (optical flow needs them); the rest keep the input's depth."""
         as_uint8 = frames_to_uint8(frames)
         for f, index in enumerate(indices):
             previous = self.previous_output
             if previous is not None and previous[0] == index - 1 and filled[f].any():
                 as_uint8[f] = carry_previous_fill(as_uint8[f], filled[f], masks[f], previous[1], self.settings.smooth)
             self.previous_output = (index, as_uint8[f])
-        return uint8_to_frames(as_uint8, self.device)
+        smoothed = torch.from_numpy(filled).to(self.device)[:, None]
+        return torch.where(smoothed, uint8_to_frames(as_uint8, self.device), frames)
 
     def _fill(self, frames: torch.Tensor, unknown: np.ndarray) -> torch.Tensor:
         """GAN-fill `unknown` `(N, H, W)` pixels of `frames` `(N, 3, H, W)`."""
