@@ -116,3 +116,29 @@ def test_import_leaves_the_environment_alone() -> None:
     code = "import os, vidgen, vidgen.api; print(os.environ.get('OMP_WAIT_POLICY'))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.stdout.strip() == "None", done.stderr
+
+
+class Failing(Processor):
+    """Raises on the second group; records `abort` calls."""
+
+    name = "failing"
+    aborted = 0
+
+    def process(self, group: FrameGroup) -> FrameGroup:
+        if group.indices[0] > 0:
+            raise vidgen.VidgenError("bad frame")
+        return group.with_frames(group.core_frames)
+
+    def abort(self) -> None:
+        self.aborted += 1
+
+
+def test_failed_runs_call_abort(clip: Path, tmp_path: Path) -> None:
+    failing = Failing()
+    failing.group_size = 4
+    with pytest.raises(vidgen.VidgenError, match="bad frame"):
+        vidgen.run(clip, tmp_path / "out.mp4", [failing], device="cpu")
+    assert failing.aborted == 1 and not (tmp_path / "out.mp4").exists()
+    with pytest.raises(vidgen.VidgenError, match="bad frame"):
+        vidgen.chain([failing], device="cpu")(np.zeros((8, 8, 8, 3), np.uint8))
+    assert failing.aborted == 2

@@ -205,6 +205,8 @@ def run(
         stop.set()
         for thread in threads:  # they may be inside PyAV: closing the files under them can crash
             thread.join()
+        for processor in processors:
+            processor.abort()
         if writer is not None:
             writer.abort()
         tmp.unlink(missing_ok=True)
