@@ -4,27 +4,31 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
 
 from vidgen.errors import VidgenError
-from vidgen.plugins import get_processor_class, processors, registered_commands
+from vidgen.plugins import RunOption, get_processor_class, processors, registered_commands, run_options
 from vidgen.video import EncodeSettings, probe
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts", ".flv", ".wmv", ".mpg", ".mpeg"}
 
 
-def parse_plugin_options(chain: list[str], pairs: tuple[str, ...], mask: str | None) -> list[dict[str, str]]:
-    """Map `-p NAME.KEY=VALUE` (or bare `KEY=VALUE` for a one-plugin chain) onto the chain's plugins."""
+def parse_plugin_options(chain: list[str], pairs: tuple[str, ...], shorthands: list[tuple[RunOption, str]] = ()
+                         ) -> list[dict[str, str]]:
+    """Map `-p NAME.KEY=VALUE` (or bare `KEY=VALUE` for a one-plugin chain), and plugins' shorthand options
+    (`--mask PATH` → `-p inpaint.mask=PATH`), onto the chain's plugins."""
     options: list[dict[str, str]] = [{} for _ in chain]
-    if mask is not None:
-        pairs = (f"inpaint.mask={mask}",) + pairs
-        if "inpaint" not in chain:
-            raise VidgenError("--mask is for the inpaint plugin; add --plugin inpaint")
+    for shorthand, value in shorthands:
+        plugin = shorthand.target.partition(".")[0]
+        if plugin not in chain:
+            raise VidgenError(f"{shorthand.flag} is for the {plugin} plugin; add --plugin {plugin}")
+        pairs = (f"{shorthand.target}={value}",) + pairs
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
@@ -78,12 +82,37 @@ def cli() -> None:
     """Stream videos through generative processors (inpaint, sr, denoise, seg2vid, and plugins)."""
 
 
-@cli.command()
+SHORTHANDS = "vidgen.run_shorthands"
+
+
+class RunCommand(click.Command):
+    """`vidgen run`, plus the shorthand options plugins register (`--mask PATH` → `-p inpaint.mask=PATH`)."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        *params, help_option = super().get_params(ctx)
+        taken = {opt for param in params for opt in param.opts}
+        for shorthand in run_options().values():
+            if shorthand.flag in taken:
+                continue
+            params.append(click.Option([shorthand.flag], multiple=False, expose_value=False,
+                                       help=f"{shorthand.help} (-p {shorthand.target}=VALUE)",
+                                       callback=_shorthand_callback(shorthand)))
+        return [*params, help_option]
+
+
+def _shorthand_callback(shorthand: RunOption) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value is not None:
+            ctx.meta.setdefault(SHORTHANDS, []).append((shorthand, value))
+
+    return remember
+
+
+@cli.command(cls=RunCommand)
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, help="Output file (one input) or folder (several inputs).")
 @click.option("--plugin", "plugin_names", multiple=True, help="Processor to apply; repeat for a chain, applied in order.")
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME.KEY=VALUE", help="Processor option.")
-@click.option("--mask", help="Shorthand for -p inpaint.mask=PATH.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
               help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32.")
@@ -103,14 +132,14 @@ def cli() -> None:
               help="With --engine ray: cut videos longer than this at keyframes into segments (0: never).")
 @click.option("--workers", type=click.IntRange(1), help="With --engine ray: number of actors (default: one per GPU, else one per CPU).")
 def run(inputs: tuple[str, ...], output: str, plugin_names: tuple[str, ...], params: tuple[str, ...],
-        mask: str | None, device: str, precision: str, group_size: int | None, codec: str, crf: int,
+        device: str, precision: str, group_size: int | None, codec: str, crf: int,
         preset: str, pix_fmt: str | None, encoder_opts: tuple[str, ...], overwrite: bool, quiet: bool,
         engine: str, ray_address: str | None, segment_frames: int, workers: int | None) -> None:
     """Process INPUTS (files, folders or globs) into OUTPUT."""
     from vidgen.engine import run as run_pipeline
 
     chain = list(plugin_names)
-    options = parse_plugin_options(chain, params, mask)
+    options = parse_plugin_options(chain, params, click.get_current_context().meta.get(SHORTHANDS, []))
     for name in chain:
         get_processor_class(name)  # unknown names fail before any work
     settings = EncodeSettings(codec, crf, preset, pix_fmt, encoder_options(encoder_opts))
@@ -266,8 +295,18 @@ def bench_io(seconds: float, size: str, repeats: int) -> None:
     io_benchmark(seconds, width, height, repeats)
 
 
+class EchoHandler(logging.Handler):
+    """Shows the `vidgen` logger's records on stderr (the stream current at each message)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(self.format(record), err=True)
+
+
 def main() -> None:
     """Entry point: one-line errors and exit codes instead of tracebacks."""
+    logger = logging.getLogger("vidgen")
+    if not any(isinstance(handler, EchoHandler) for handler in logger.handlers):
+        logger.addHandler(EchoHandler(logging.WARNING))
     # Decode, compute and encode share the cores: torch's OpenMP threads must sleep, not spin, while they
     # wait, or they starve the encoder's threads (measured: 2x slower no-plugin runs with spinning).
     # Set before torch is first imported (plugins load lazily); set OMP_WAIT_POLICY yourself to override.
