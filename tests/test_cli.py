@@ -218,3 +218,35 @@ def test_bench_io_compares_both_frame_paths_and_lengths(cli) -> None:
     rows = [line for line in out.splitlines() if line.startswith("| vidgen") or line.startswith("| ffmpeg")]
     assert len(rows) == 4 + 2 * bool(shutil.which("ffmpeg"))
     assert out.count("peak RSS ratio") == 2
+
+
+def test_ray_only_options_need_the_ray_engine(cli, clip: Path, tmp_path: Path) -> None:
+    for args in (["--workers", "2"], ["--segment-frames", "10"], ["--ray-address", "auto"]):
+        code, _, err = cli("run", clip, "-o", tmp_path / "o.mp4", *args)
+        assert_one_line_error(code, err, args[0], "--engine ray")
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_crf_and_preset_reach_the_encoder_or_are_named_as_ignored(cli, clip: Path, tmp_path: Path) -> None:
+    code, _, err = cli("run", clip, "-o", tmp_path / "m.mp4", "--codec", "mpeg4", "--crf", "30", "--preset", "fast")
+    assert code == 0, err
+    assert "encoder mpeg4 has no crf option" in err and "encoder mpeg4 has no preset option" in err
+    code, _, err = cli("run", clip, "-o", tmp_path / "v.webm", "--codec", "libvpx", "--crf", "4", "--encoder-opt", "b=1M")
+    assert code == 0 and "no crf" not in err, err
+    code, _, err = cli("run", clip, "-o", tmp_path / "v63.webm", "--codec", "libvpx", "--crf", "63", "--encoder-opt", "b=1M")
+    assert (tmp_path / "v.webm").stat().st_size > 2 * (tmp_path / "v63.webm").stat().st_size  # crf was applied
+
+
+def test_group_size_override_is_reported(cli, clip: Path, tmp_path: Path, test_plugins) -> None:
+    code, _, err = cli("run", clip, "-o", tmp_path / "o.mp4", "--plugin", "invert", "--group-size", "3")
+    assert code == 0, err
+    assert "--group-size 3 replaces invert's own group size 8" in err
+
+
+def test_batch_inputs_with_the_same_name_are_refused(cli, tmp_path: Path) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        write_clip(tmp_path / folder / "x.mp4", moving_pattern(2, 32, 32))
+    code, _, err = cli("run", tmp_path / "a" / "x.mp4", tmp_path / "b" / "x.mp4", "-o", tmp_path / "out")
+    assert_one_line_error(code, err, "a/x.mp4", "b/x.mp4", "out/x.mp4")
+    assert not (tmp_path / "out").exists()

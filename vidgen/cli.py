@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+import av
 import click
+from click.core import ParameterSource
 
 from vidgen.errors import VidgenError
 from vidgen.plugins import RunOption, get_processor_class, processors, registered_commands, run_options
@@ -64,6 +66,35 @@ def expand_inputs(inputs: tuple[str, ...]) -> list[Path]:
         else:
             paths.append(path)
     return paths
+
+
+def batch_targets(sources: list[Path], out_dir: Path) -> list[Path]:
+    """The output path in `out_dir` of each source (its name; .mp4 for other suffixes); one-line error
+    when two sources would share one."""
+    targets: dict[Path, Path] = {}
+    for src in sources:
+        target = out_dir / (src.name if src.suffix.lower() in VIDEO_SUFFIXES else src.stem + ".mp4")
+        if target in targets:
+            raise VidgenError(f"{targets[target]} and {src} would both be written to {target}; "
+                              "rename one or process them separately")
+        targets[target] = src
+    return list(targets)
+
+
+def quality_options(codec: str, given: dict[str, object], log: Callable[[str], None]) -> dict[str, str]:
+    """Encoder options for the `--crf`/`--preset` values the user gave (`given`): passed on when `codec`
+    has such an option, a warning otherwise (they would be ignored)."""
+    try:
+        known = {option.name for option in av.CodecContext.create(codec, "w").supported_options.private}
+    except (ValueError, av.FFmpegError):
+        return {}  # an unknown encoder is reported when the writer opens it
+    passed = {}
+    for name, value in given.items():
+        if name in known:
+            passed[name] = str(value)
+        else:
+            log(f"warning: encoder {codec} has no {name} option: --{name} is ignored (see --encoder-opt)")
+    return passed
 
 
 def encoder_options(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -138,28 +169,39 @@ def run(inputs: tuple[str, ...], output: str, plugin_names: tuple[str, ...], par
     """Process INPUTS (files, folders or globs) into OUTPUT."""
     from vidgen.engine import run as run_pipeline
 
+    ctx = click.get_current_context()
+    given = {name for name in ctx.params if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
+    if engine == "local" and given & {"workers", "segment_frames", "ray_address"}:
+        flag = "--" + sorted(given & {"workers", "segment_frames", "ray_address"})[0].replace("_", "-")
+        raise VidgenError(f"{flag} is for --engine ray; the local engine runs one process")
     chain = list(plugin_names)
-    options = parse_plugin_options(chain, params, click.get_current_context().meta.get(SHORTHANDS, []))
+    options = parse_plugin_options(chain, params, ctx.meta.get(SHORTHANDS, []))
     for name in chain:
         get_processor_class(name)  # unknown names fail before any work
-    settings = EncodeSettings(codec, crf, preset, pix_fmt, encoder_options(encoder_opts))
+    log = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
+    quality = quality_options(codec, {k: v for k, v in (("crf", crf), ("preset", preset)) if k in given}, log)
+    settings = EncodeSettings(codec, crf, preset, pix_fmt, {**quality, **encoder_options(encoder_opts)})
     sources = expand_inputs(inputs)
     batch = len(sources) > 1 or Path(inputs[0]).is_dir() or any(ch in inputs[0] for ch in "*?[")
     if batch:
         out_dir = Path(output)
         if out_dir.exists() and not out_dir.is_dir():
             raise VidgenError(f"{out_dir}: several inputs need an output folder")
+        targets = batch_targets(sources, out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        targets = [out_dir / (src.stem + ".mp4" if src.suffix.lower() not in VIDEO_SUFFIXES else src.name) for src in sources]
     else:
         targets = [Path(output)]
     progress = not quiet and sys.stderr.isatty()
-    log = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
+    noted: set[str] = set()
 
     def build() -> list:
         procs = [get_processor_class(name)(**opts) for name, opts in zip(chain, options)]
         if group_size:
             for proc in procs:
+                if proc.group_size != group_size and proc.name not in noted:
+                    noted.add(proc.name)
+                    log(f"note: --group-size {group_size} replaces {proc.name}'s own group size {proc.group_size} "
+                        f"(from its options)")
                 proc.group_size = group_size
         return procs
 
