@@ -301,6 +301,34 @@ def info(video: str, as_json: bool) -> None:
         click.echo(f"  #{stream['index']} {stream['type']}: {stream['codec']}" + (f" ({extra})" if extra else ""))
 
 
+@cli.command("compare")
+@click.argument("a")
+@click.argument("b")
+@click.option("--sheet", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a contact sheet PNG: chosen frames of A and B side by side.")
+@click.option("--frames", "sheet_frames", metavar="N,N,...", help="Frames on the sheet (default: 4 spread evenly).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing sheet.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (PSNR null: identical frames).")
+def compare_videos(a: str, b: str, sheet: Path | None, sheet_frames: str | None, overwrite: bool, as_json: bool) -> None:
+    """Per-frame and mean PSNR/SSIM of B against A (same length; B scaled to A's size if they differ)."""
+    from vidgen.compare import compare, contact_sheet, sheet_indices, write_png
+
+    if sheet is not None and sheet.exists() and not overwrite:
+        raise VidgenError(f"{sheet}: already exists (use --overwrite to replace it)")
+    chosen = set(sheet_indices(probe(a).frame_count, sheet_frames)) if sheet is not None else set()
+    result, kept = compare(a, b, chosen, log=lambda message: click.echo(message, err=True))
+    if sheet is not None:
+        write_png(sheet, contact_sheet(kept, result), overwrite)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    click.echo(f"{'frame':>6}  {'PSNR dB':>9}  {'SSIM':>7}")
+    for index, (value, similarity) in enumerate(zip(result.psnr, result.ssim)):
+        click.echo(f"{index:>6}  {'identical' if value is None else f'{value:.3f}':>9}  {similarity:>7.4f}")
+    mean = result.mean_psnr
+    click.echo(f"{'mean':>6}  {'identical' if mean is None else f'{mean:.3f}':>9}  {result.mean_ssim:>7.4f}")
+
+
 class PluginCommands(click.Group):
     """A group whose subcommands come from a plugin hook (`vidgen train NAME`, `vidgen bench NAME`)."""
 
