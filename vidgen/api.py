@@ -14,6 +14,7 @@ from vidgen.engine import run as run_pipeline
 from vidgen.grouping import Chain, Frame
 from vidgen.plugins import create_processor
 from vidgen.processor import Processor, ProcessorContext, VideoMeta, log_message
+from vidgen.trim import Trim
 from vidgen.video import EncodeSettings
 
 PluginSpec = Union[str, tuple[str, dict[str, Any]], Processor]
@@ -107,10 +108,12 @@ def run(
     precision: str = "auto",
     overwrite: bool = False,
     progress: bool = False,
+    trim: Trim | None = None,
 ) -> RunResult:
     """Process video file `src` into `dst` through `plugins`: names, (name, options) pairs or processors.
+    `trim=vidgen.trim.Trim(start=5, duration=10)` processes only that window (audio cut to match).
     Messages (processor set-up lines, warnings) go to the `vidgen` logger."""
     return run_pipeline(
         src, dst, [_build(p) for p in plugins], encode=encode, device=device, precision=precision,
-        overwrite=overwrite, progress=progress, log=log_message,
+        overwrite=overwrite, progress=progress, log=log_message, trim=trim,
     )

@@ -16,6 +16,7 @@ from click.core import ParameterSource
 
 from vidgen.errors import VidgenError
 from vidgen.plugins import RunOption, get_processor_class, processors, registered_commands, run_options
+from vidgen.trim import Trim, parse_time
 from vidgen.video import EncodeSettings, probe
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts", ".flv", ".wmv", ".mpg", ".mpeg"}
@@ -153,6 +154,9 @@ def _shorthand_callback(shorthand: RunOption) -> Callable[[click.Context, click.
 @click.option("--preset", default="medium", show_default=True)
 @click.option("--pix-fmt", default=None, help="Output pixel format (default: the input's when the codec takes it, keeping 10-bit).")
 @click.option("--encoder-opt", "encoder_opts", multiple=True, metavar="KEY=VALUE", help="Extra encoder option; repeatable.")
+@click.option("--start", metavar="T", help="Start at T (seconds, or [H:]M:S) instead of the beginning.")
+@click.option("--duration", metavar="T", help="Process T (seconds, or [H:]M:S) of video only.")
+@click.option("--frames", "max_frames", type=click.IntRange(1), help="Process at most this many frames.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 @click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "ray"]),
@@ -164,7 +168,8 @@ def _shorthand_callback(shorthand: RunOption) -> Callable[[click.Context, click.
 @click.option("--workers", type=click.IntRange(1), help="With --engine ray: number of actors (default: one per GPU, else one per CPU).")
 def run(inputs: tuple[str, ...], output: str, plugin_names: tuple[str, ...], params: tuple[str, ...],
         device: str, precision: str, group_size: int | None, codec: str, crf: int,
-        preset: str, pix_fmt: str | None, encoder_opts: tuple[str, ...], overwrite: bool, quiet: bool,
+        preset: str, pix_fmt: str | None, encoder_opts: tuple[str, ...], start: str | None,
+        duration: str | None, max_frames: int | None, overwrite: bool, quiet: bool,
         engine: str, ray_address: str | None, segment_frames: int, workers: int | None) -> None:
     """Process INPUTS (files, folders or globs) into OUTPUT."""
     from vidgen.engine import run as run_pipeline
@@ -174,6 +179,11 @@ def run(inputs: tuple[str, ...], output: str, plugin_names: tuple[str, ...], par
     if engine == "local" and given & {"workers", "segment_frames", "ray_address"}:
         flag = "--" + sorted(given & {"workers", "segment_frames", "ray_address"})[0].replace("_", "-")
         raise VidgenError(f"{flag} is for --engine ray; the local engine runs one process")
+    trim = None
+    if start is not None or duration is not None or max_frames is not None:
+        if engine == "ray":
+            raise VidgenError("--start/--duration/--frames work with the local engine only")
+        trim = Trim(parse_time(start or "0"), parse_time(duration) if duration else None, max_frames)
     chain = list(plugin_names)
     options = parse_plugin_options(chain, params, ctx.meta.get(SHORTHANDS, []))
     for name in chain:
@@ -229,7 +239,7 @@ def run(inputs: tuple[str, ...], output: str, plugin_names: tuple[str, ...], par
         for src, dst in zip(sources, targets):
             try:
                 result = run_pipeline(src, dst, build(), encode=settings, device=device, precision=precision,
-                                      overwrite=overwrite, progress=progress, log=log)
+                                      overwrite=overwrite, progress=progress, log=log, trim=trim)
                 fps = result.frames / result.seconds if result.seconds else 0.0
                 rows.append((str(src), str(result.frames), f"{fps:.1f}", "ok"))
                 if not batch and not quiet:

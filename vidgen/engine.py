@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
+    from vidgen.trim import Trim
+
 QUEUE_FRAMES = 16
 _DONE = object()
 
@@ -129,14 +131,18 @@ def run(
     overwrite: bool = False,
     progress: bool = False,
     log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
+    trim: Trim | None = None,
 ) -> RunResult:
     """Process video `src` through `processors` (in order) and write `dst`.
 
     The result is written to a temporary file beside `dst` and renamed only when everything succeeded.
-    With no processors, frames go from decoder to encoder as decoded (no RGB round trip).
+    With no processors, frames go from decoder to encoder as decoded (no RGB round trip). `trim` limits
+    the run to a window of the video (audio and subtitles cut to match).
     """
     src, dst = Path(src), Path(dst)
     reader = VideoReader(src)
+    if trim is not None:  # only a window of the video (vidgen.trim)
+        reader = trim.reader(reader)
     try:
         check_output_path(src, dst, overwrite)
         compute_device = prepare_processors(processors, reader, device, precision, log)
@@ -179,7 +185,7 @@ def run(
                 f"{reader.decoded_frames} could be decoded")
 
     try:
-        writer = VideoWriter(tmp, reader, encode or EncodeSettings(), log)
+        writer = (trim.writer if trim else VideoWriter)(tmp, reader, encode or EncodeSettings(), log)
         decoder = _Worker(decode, "vidgen-decode")
         encoder = _Worker(encode_loop, "vidgen-encode")
         threads = [decoder, encoder]
