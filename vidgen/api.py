@@ -14,6 +14,7 @@ from vidgen.engine import run as run_pipeline
 from vidgen.grouping import Chain, Frame
 from vidgen.plugins import create_processor
 from vidgen.processor import Processor, ProcessorContext, VideoMeta, log_message
+from vidgen.mediaio import VIDEO_FILES
 from vidgen.trim import Trim
 from vidgen.video import EncodeSettings
 
@@ -115,5 +116,5 @@ def run(
     Messages (processor set-up lines, warnings) go to the `vidgen` logger."""
     return run_pipeline(
         src, dst, [_build(p) for p in plugins], encode=encode, device=device, precision=precision,
-        overwrite=overwrite, progress=progress, log=log_message, trim=trim,
+        overwrite=overwrite, progress=progress, log=log_message, io=trim.apply(VIDEO_FILES) if trim else None,
     )

@@ -16,6 +16,8 @@ from click.core import ParameterSource
 
 from vidgen.errors import VidgenError
 from vidgen.plugins import RunOption, get_processor_class, processors, registered_commands, run_options
+from vidgen.mediaio import VIDEO_FILES, MediaIO
+from vidgen.sequences import SequenceOutput, is_frame_folder, is_pattern, sequence_input
 from vidgen.trim import Trim, parse_time
 from vidgen.video import EncodeSettings, probe
 
@@ -50,15 +52,17 @@ def parse_plugin_options(chain: list[str], pairs: tuple[str, ...], shorthands: l
 
 
 def expand_inputs(inputs: tuple[str, ...]) -> list[Path]:
-    """Files as given; folders → the videos inside; glob patterns expanded (sorted)."""
+    """Files as given; folders → the videos inside (a folder of images only: itself, an image sequence);
+    glob patterns expanded (sorted); printf patterns (`frames/%05d.png`) as given."""
     paths: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
-            if not found:
-                raise VidgenError(f"{path}: folder holds no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
-            paths.extend(found)
+            if not found and not is_frame_folder(path):
+                raise VidgenError(f"{path}: folder holds no video files ({', '.join(sorted(VIDEO_SUFFIXES))}) "
+                                  "or images")
+            paths.extend(found or [path])
         elif any(ch in item for ch in "*?[") and not path.exists():
             matches = sorted(glob.glob(item))
             if not matches:
@@ -74,7 +78,8 @@ def batch_targets(sources: list[Path], out_dir: Path) -> list[Path]:
     when two sources would share one."""
     targets: dict[Path, Path] = {}
     for src in sources:
-        target = out_dir / (src.name if src.suffix.lower() in VIDEO_SUFFIXES else src.stem + ".mp4")
+        stem = src.parent.name if is_pattern(src) else src.stem
+        target = out_dir / (src.name if src.suffix.lower() in VIDEO_SUFFIXES else stem + ".mp4")
         if target in targets:
             raise VidgenError(f"{targets[target]} and {src} would both be written to {target}; "
                               "rename one or process them separately")
@@ -142,7 +147,8 @@ def _shorthand_callback(shorthand: RunOption) -> Callable[[click.Context, click.
 
 @cli.command(cls=RunCommand)
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", required=True, help="Output file (one input) or folder (several inputs).")
+@click.option("-o", "--output", required=True,
+              help="Output file (one input), folder (several inputs) or image pattern ('out/%05d.png').")
 @click.option("--plugin", "plugin_names", multiple=True, help="Processor to apply; repeat for a chain, applied in order.")
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME.KEY=VALUE", help="Processor option.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
@@ -154,6 +160,7 @@ def _shorthand_callback(shorthand: RunOption) -> Callable[[click.Context, click.
 @click.option("--preset", default="medium", show_default=True)
 @click.option("--pix-fmt", default=None, help="Output pixel format (default: the input's when the codec takes it, keeping 10-bit).")
 @click.option("--encoder-opt", "encoder_opts", multiple=True, metavar="KEY=VALUE", help="Extra encoder option; repeatable.")
+@click.option("--fps", type=float, help="Frame rate of image-sequence inputs ('frames/%05d.png' or a folder of images).")
 @click.option("--start", metavar="T", help="Start at T (seconds, or [H:]M:S) instead of the beginning.")
 @click.option("--duration", metavar="T", help="Process T (seconds, or [H:]M:S) of video only.")
 @click.option("--frames", "max_frames", type=click.IntRange(1), help="Process at most this many frames.")
@@ -168,7 +175,7 @@ def _shorthand_callback(shorthand: RunOption) -> Callable[[click.Context, click.
 @click.option("--workers", type=click.IntRange(1), help="With --engine ray: number of actors (default: one per GPU, else one per CPU).")
 def run(inputs: tuple[str, ...], output: str, plugin_names: tuple[str, ...], params: tuple[str, ...],
         device: str, precision: str, group_size: int | None, codec: str, crf: int,
-        preset: str, pix_fmt: str | None, encoder_opts: tuple[str, ...], start: str | None,
+        preset: str, pix_fmt: str | None, encoder_opts: tuple[str, ...], fps: float | None, start: str | None,
         duration: str | None, max_frames: int | None, overwrite: bool, quiet: bool,
         engine: str, ray_address: str | None, segment_frames: int, workers: int | None) -> None:
     """Process INPUTS (files, folders or globs) into OUTPUT."""
@@ -184,6 +191,7 @@ def run(inputs: tuple[str, ...], output: str, plugin_names: tuple[str, ...], par
         if engine == "ray":
             raise VidgenError("--start/--duration/--frames work with the local engine only")
         trim = Trim(parse_time(start or "0"), parse_time(duration) if duration else None, max_frames)
+    sequence_out = SequenceOutput(Path(output), overwrite) if is_pattern(output) else None
     chain = list(plugin_names)
     options = parse_plugin_options(chain, params, ctx.meta.get(SHORTHANDS, []))
     for name in chain:
@@ -192,7 +200,22 @@ def run(inputs: tuple[str, ...], output: str, plugin_names: tuple[str, ...], par
     quality = quality_options(codec, {k: v for k, v in (("crf", crf), ("preset", preset)) if k in given}, log)
     settings = EncodeSettings(codec, crf, preset, pix_fmt, {**quality, **encoder_options(encoder_opts)})
     sources = expand_inputs(inputs)
-    batch = len(sources) > 1 or Path(inputs[0]).is_dir() or any(ch in inputs[0] for ch in "*?[")
+    batch = len(sources) > 1 or sources[0] != Path(inputs[0]) or any(ch in inputs[0] for ch in "*?[")
+    sequences = [src for src in sources if is_pattern(src) or src.is_dir()]
+    if (sequences or sequence_out) and engine == "ray":
+        raise VidgenError("image sequences work with the local engine only")
+    if sequences and fps is None:
+        raise VidgenError(f"{sequences[0]}: an image-sequence input needs --fps")
+    if fps is not None and not sequences:
+        raise VidgenError("--fps is for image-sequence inputs (videos have their own frame rate)")
+    if sequence_out and batch:
+        raise VidgenError(f"{output}: an image-sequence output takes one input")
+
+    def media(src: Path) -> MediaIO:
+        io = sequence_input(VIDEO_FILES, fps) if src in sequences else VIDEO_FILES
+        io = sequence_out.apply(io) if sequence_out else io
+        return trim.apply(io) if trim else io
+
     if batch:
         out_dir = Path(output)
         if out_dir.exists() and not out_dir.is_dir():
@@ -239,7 +262,7 @@ def run(inputs: tuple[str, ...], output: str, plugin_names: tuple[str, ...], par
         for src, dst in zip(sources, targets):
             try:
                 result = run_pipeline(src, dst, build(), encode=settings, device=device, precision=precision,
-                                      overwrite=overwrite, progress=progress, log=log, trim=trim)
+                                      overwrite=overwrite, progress=progress, log=log, io=media(src))
                 fps = result.frames / result.seconds if result.seconds else 0.0
                 rows.append((str(src), str(result.frames), f"{fps:.1f}", "ok"))
                 if not batch and not quiet:

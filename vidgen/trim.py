@@ -5,16 +5,18 @@ subtitle packets of that window, shifted the same way."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import av
 
 from vidgen.errors import VidgenError
-from vidgen.video import DecodedFrame, EncodeSettings, VideoReader, VideoWriter
+from vidgen.mediaio import MediaIO
+from vidgen.video import DecodedFrame, VideoReader, VideoWriter
 
 
 def parse_time(text: str) -> float:
@@ -43,11 +45,11 @@ class Trim:
     def end(self) -> float:
         return self.start + self.duration if self.duration is not None else math.inf
 
-    def reader(self, reader: VideoReader) -> TrimmedReader:
-        return TrimmedReader(reader, self)
-
-    def writer(self, path: Any, source: VideoReader, settings: EncodeSettings, warn: Callable[[str], None]) -> VideoWriter:
-        return TrimmedWriter(path, source, settings, warn, trim=self)
+    def apply(self, io: MediaIO) -> MediaIO:
+        """`io` reading only this window; video files' audio and subtitles are cut to match."""
+        writer = functools.partial(TrimmedWriter, trim=self) if io.open_writer is VideoWriter else io.open_writer
+        return dataclasses.replace(io, open_reader=lambda src: TrimmedReader(io.open_reader(src), self),
+                                   open_writer=writer)
 
 
 class TrimmedReader:
