@@ -105,3 +105,13 @@ def test_sequence_errors(cli, tmp_path: Path, args: list[str], fragment: str) ->
     code, _, err = cli("run", *[a.format(**places) for a in args])
     assert code == 1 and err.startswith("error: ") and fragment in err and len(err.splitlines()) == 1, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.mp4", "d.mp4", "frames"]
+
+
+def test_batch_of_frame_folders(cli, tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        write_frames(tmp_path / name, moving_pattern(3, 32, 32))
+    code, _, err = cli("run", tmp_path / "a", tmp_path / "b", "--fps", "24", "-o", tmp_path / "out", "-q")
+    assert code == 0, err
+    for name in ("a", "b"):
+        info = vidgen.probe(tmp_path / "out" / f"{name}.mp4")
+        assert (info.frame_count, info.fps) == (3, 24.0)

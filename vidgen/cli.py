@@ -15,8 +15,8 @@ import click
 from click.core import ParameterSource
 
 from vidgen.errors import VidgenError
-from vidgen.plugins import RunOption, get_processor_class, processors, registered_commands, run_options
 from vidgen.mediaio import VIDEO_FILES, MediaIO
+from vidgen.plugins import RunOption, get_processor_class, processors, registered_commands, run_options
 from vidgen.sequences import SequenceOutput, is_frame_folder, is_pattern, sequence_input
 from vidgen.trim import Trim, parse_time
 from vidgen.video import EncodeSettings, probe
@@ -131,7 +131,7 @@ class RunCommand(click.Command):
         for shorthand in run_options().values():
             if shorthand.flag in taken:
                 continue
-            params.append(click.Option([shorthand.flag], multiple=False, expose_value=False,
+            params.append(click.Option([shorthand.flag], expose_value=False,
                                        help=f"{shorthand.help} (-p {shorthand.target}=VALUE)",
                                        callback=_shorthand_callback(shorthand)))
         return [*params, help_option]
@@ -160,7 +160,7 @@ def _shorthand_callback(shorthand: RunOption) -> Callable[[click.Context, click.
 @click.option("--preset", default="medium", show_default=True)
 @click.option("--pix-fmt", default=None, help="Output pixel format (default: the input's when the codec takes it, keeping 10-bit).")
 @click.option("--encoder-opt", "encoder_opts", multiple=True, metavar="KEY=VALUE", help="Extra encoder option; repeatable.")
-@click.option("--fps", type=float, help="Frame rate of image-sequence inputs ('frames/%05d.png' or a folder of images).")
+@click.option("--fps", "sequence_fps", type=float, help="Frame rate of image-sequence inputs ('frames/%05d.png' or a folder of images).")
 @click.option("--start", metavar="T", help="Start at T (seconds, or [H:]M:S) instead of the beginning.")
 @click.option("--duration", metavar="T", help="Process T (seconds, or [H:]M:S) of video only.")
 @click.option("--frames", "max_frames", type=click.IntRange(1), help="Process at most this many frames.")
@@ -175,7 +175,7 @@ def _shorthand_callback(shorthand: RunOption) -> Callable[[click.Context, click.
 @click.option("--workers", type=click.IntRange(1), help="With --engine ray: number of actors (default: one per GPU, else one per CPU).")
 def run(inputs: tuple[str, ...], output: str, plugin_names: tuple[str, ...], params: tuple[str, ...],
         device: str, precision: str, group_size: int | None, codec: str, crf: int,
-        preset: str, pix_fmt: str | None, encoder_opts: tuple[str, ...], fps: float | None, start: str | None,
+        preset: str, pix_fmt: str | None, encoder_opts: tuple[str, ...], sequence_fps: float | None, start: str | None,
         duration: str | None, max_frames: int | None, overwrite: bool, quiet: bool,
         engine: str, ray_address: str | None, segment_frames: int, workers: int | None) -> None:
     """Process INPUTS (files, folders or globs) into OUTPUT."""
@@ -204,15 +204,15 @@ def run(inputs: tuple[str, ...], output: str, plugin_names: tuple[str, ...], par
     sequences = [src for src in sources if is_pattern(src) or src.is_dir()]
     if (sequences or sequence_out) and engine == "ray":
         raise VidgenError("image sequences work with the local engine only")
-    if sequences and fps is None:
+    if sequences and sequence_fps is None:
         raise VidgenError(f"{sequences[0]}: an image-sequence input needs --fps")
-    if fps is not None and not sequences:
+    if sequence_fps is not None and not sequences:
         raise VidgenError("--fps is for image-sequence inputs (videos have their own frame rate)")
     if sequence_out and batch:
         raise VidgenError(f"{output}: an image-sequence output takes one input")
 
     def media(src: Path) -> MediaIO:
-        io = sequence_input(VIDEO_FILES, fps) if src in sequences else VIDEO_FILES
+        io = sequence_input(VIDEO_FILES, sequence_fps) if src in sequences else VIDEO_FILES
         io = sequence_out.apply(io) if sequence_out else io
         return trim.apply(io) if trim else io
 
