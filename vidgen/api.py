@@ -12,9 +12,9 @@ from vidgen.compute import compute_dtype, frames_to_uint8, resolve_device, uint8
 from vidgen.engine import RunResult
 from vidgen.engine import run as run_pipeline
 from vidgen.grouping import Chain, Frame
+from vidgen.mediaio import VIDEO_FILES
 from vidgen.plugins import create_processor
 from vidgen.processor import Processor, ProcessorContext, VideoMeta, log_message
-from vidgen.mediaio import VIDEO_FILES
 from vidgen.trim import Trim
 from vidgen.video import EncodeSettings
 

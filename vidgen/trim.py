@@ -41,10 +41,6 @@ class Trim:
         if self.start < 0 or (self.duration is not None and self.duration <= 0) or (self.frames is not None and self.frames < 1):
             raise VidgenError("--start must be >= 0, --duration > 0 and --frames >= 1")
 
-    @property
-    def end(self) -> float:
-        return self.start + self.duration if self.duration is not None else math.inf
-
     def apply(self, io: MediaIO) -> MediaIO:
         """`io` reading only this window; video files' audio and subtitles are cut to match."""
         writer = functools.partial(TrimmedWriter, trim=self) if io.open_writer is VideoWriter else io.open_writer
