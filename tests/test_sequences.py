@@ -60,14 +60,19 @@ def test_16_bit_frames_make_a_10_bit_video(cli, tmp_path: Path) -> None:
     code, _, err = cli("run", folder / "f%d.png", "--fps", "25", "-o", tmp_path / "deep.mp4", "-q")
     assert code == 0, err
     assert vidgen.probe(tmp_path / "deep.mp4").bit_depth == 10
+    code, _, err = cli("run", tmp_path / "deep.mp4", "-o", tmp_path / "out%d.png")
+    assert code == 0 and "warning" not in err, err
+    assert cv2.imread(str(tmp_path / "out0.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16  # 10-bit stays deep
+    code, _, err = cli("run", tmp_path / "deep.mp4", "-o", tmp_path / "low%d.jpg")
+    assert code == 0 and "warning: .jpg images hold 8 bits" in err, err
 
 
 def test_output_pattern(cli, tmp_path: Path) -> None:
     clip = write_clip(tmp_path / "in.mp4", moving_pattern(6, 64, 48), audio=True)
     out = tmp_path / "out"
     out.mkdir()
-    code, _, err = cli("run", clip, "-o", out / "%04d.png", "--plugin", "sr", "-p", "scale=2", "-q")
-    assert code == 0, err
+    code, _, err = cli("run", clip, "-o", out / "%04d.png", "--plugin", "sr", "-p", "scale=2")
+    assert code == 0 and "the input's audio not written" in err, err
     names = sorted(p.name for p in out.iterdir())
     assert names == [f"{i:04d}.png" for i in range(6)]
     assert cv2.imread(str(out / "0000.png")).shape == (96, 128, 3)

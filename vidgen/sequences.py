@@ -23,7 +23,7 @@ import numpy as np
 
 from vidgen.errors import VidgenError
 from vidgen.mediaio import MediaIO
-from vidgen.video import Colour, DecodedFrame, EncodeSettings, VideoWriter
+from vidgen.video import COPYABLE_STREAM_TYPES, Colour, DecodedFrame, EncodeSettings, VideoWriter
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 DEEP_SUFFIXES = {".png", ".tif", ".tiff"}  # formats that keep 16-bit samples
@@ -134,7 +134,11 @@ class SequenceWriter:
         self.warn = warn
         self.keeps_depth = Path(pattern).suffix.lower() in DEEP_SUFFIXES
         if source.deep and not self.keeps_depth:
-            warn(f"{Path(pattern).suffix} images hold 8 bits: the {source.pix_fmt} input's depth is reduced")
+            warn(f"warning: {Path(pattern).suffix} images hold 8 bits: the {source.pix_fmt} input's depth is reduced")
+        container = getattr(source, "container", None)  # a video's; image sequences have no other streams
+        dropped = sorted({s.type for s in container.streams if s.type in COPYABLE_STREAM_TYPES}) if container else []
+        if dropped:
+            warn(f"warning: an image sequence holds frames only: the input's {' and '.join(dropped)} not written")
 
     def write(self, image: np.ndarray | av.VideoFrame, pts: int | None, index: int) -> None:
         """Save frame `index`: an `(H, W, 3)` uint8/uint16 RGB array or a decoded `av.VideoFrame`."""
