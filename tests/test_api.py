@@ -142,3 +142,13 @@ def test_failed_runs_call_abort(clip: Path, tmp_path: Path) -> None:
     with pytest.raises(vidgen.VidgenError, match="bad frame"):
         vidgen.chain([failing], device="cpu")(np.zeros((8, 8, 8, 3), np.uint8))
     assert failing.aborted == 2
+
+
+def test_failed_segments_of_a_distributed_run_call_abort(clip: Path, tmp_path: Path) -> None:
+    from vidgen.distributed import ChainSpec, ChainWorker, Segment, frame_layout
+
+    pts, _ = frame_layout(clip)
+    worker = ChainWorker(ChainSpec(((Failing, {}),)), vidgen.EncodeSettings(), "cpu", "fp32", 1)
+    with pytest.raises(vidgen.VidgenError, match="bad frame"):
+        worker.run_segment(clip, Segment(0, len(pts), 0, 0, len(pts), tuple(pts)), tmp_path / "part.mp4")
+    assert worker.processors[0].aborted == 1
