@@ -23,7 +23,7 @@ import numpy as np
 
 from vidgen.errors import VidgenError
 from vidgen.mediaio import MediaIO
-from vidgen.video import COPYABLE_STREAM_TYPES, Colour, DecodedFrame, EncodeSettings, VideoWriter
+from vidgen.video import Colour, DecodedFrame, EncodeSettings, VideoWriter
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 DEEP_SUFFIXES = {".png", ".tif", ".tiff"}  # formats that keep 16-bit samples
@@ -136,7 +136,7 @@ class SequenceWriter:
         if source.deep and not self.keeps_depth:
             warn(f"warning: {Path(pattern).suffix} images hold 8 bits: the {source.pix_fmt} input's depth is reduced")
         container = getattr(source, "container", None)  # a video's; image sequences have no other streams
-        dropped = sorted({s.type for s in container.streams if s.type in COPYABLE_STREAM_TYPES}) if container else []
+        dropped = sorted({s.type for s in container.streams if s.type != "video"}) if container else []
         if dropped:
             warn(f"warning: an image sequence holds frames only: the input's {' and '.join(dropped)} not written")
 
