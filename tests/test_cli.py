@@ -234,7 +234,7 @@ def test_crf_and_preset_reach_the_encoder_or_are_named_as_ignored(cli, clip: Pat
     code, _, err = cli("run", clip, "-o", tmp_path / "v.webm", "--codec", "libvpx", "--crf", "4", "--encoder-opt", "b=1M")
     assert code == 0 and "no crf" not in err, err
     code, _, err = cli("run", clip, "-o", tmp_path / "v63.webm", "--codec", "libvpx", "--crf", "63", "--encoder-opt", "b=1M")
-    assert (tmp_path / "v.webm").stat().st_size > 2 * (tmp_path / "v63.webm").stat().st_size  # crf was applied
+    assert (tmp_path / "v.webm").stat().st_size > 1.5 * (tmp_path / "v63.webm").stat().st_size  # crf was applied
 
 
 def test_group_size_override_is_reported(cli, clip: Path, tmp_path: Path, test_plugins) -> None:
