@@ -72,6 +72,9 @@ def test_plugins_contribute_run_options(cli, clip: Path, tmp_path: Path, registe
     code, _, err = cli("run", clip, "--plugin", "tint", "--level", "0.5", "-o", tmp_path / "grey.mp4", "-q")
     assert code == 0, err
     assert abs(float(first_frame(tmp_path / "grey.mp4").mean()) - 127.5) < 3
+    code, out, _ = cli("plugins", "--json")
+    options = {o["name"]: o for o in {e["name"]: e for e in json.loads(out)}["tint"]["options"]}
+    assert code == 0 and options["level"]["run_option"] == "--level"
     code, _, err = cli("run", clip, "--level", "0.5", "-o", tmp_path / "x.mp4")
     assert code == 1 and err.strip() == "error: --level is for the tint plugin; add --plugin tint"
 

@@ -286,19 +286,19 @@ def run(inputs: tuple[str, ...], output: str, plugin_names: tuple[str, ...], par
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_plugins(as_json: bool) -> None:
     """List installed processors with their source package and options."""
+    flags = {shorthand.target: flag for flag, shorthand in run_options().items()}
     entries = []
     for name, info in sorted(processors().items()):
-        entries.append({
-            "name": name,
-            "description": info.cls.description,
-            "package": info.package,
-            "version": info.version,
-            "options": [
-                {"name": o.name, "type": o.type_name, "default": _jsonable(o.default), "help": o.help,
-                 **({"choices": [_jsonable(c) for c in o.choices]} if o.choices else {})}
-                for o in info.cls.options
-            ],
-        })
+        options = []
+        for o in info.cls.options:
+            entry = {"name": o.name, "type": o.type_name, "default": _jsonable(o.default), "help": o.help}
+            if o.choices:
+                entry["choices"] = [_jsonable(c) for c in o.choices]
+            if f"{name}.{o.name}" in flags:
+                entry["run_option"] = flags[f"{name}.{o.name}"]
+            options.append(entry)
+        entries.append({"name": name, "description": info.cls.description, "package": info.package,
+                        "version": info.version, "options": options})
     if as_json:
         click.echo(json.dumps(entries, indent=2))
         return
@@ -307,7 +307,8 @@ def list_plugins(as_json: bool) -> None:
         for option in entry["options"]:
             choices = f" [{'|'.join(map(str, option['choices']))}]" if "choices" in option else ""
             setting = f"{entry['name']}.{option['name']}={'' if option['default'] is None else option['default']}"
-            click.echo(f"    {setting:<28} {option['type']}{choices}: {option['help']}")
+            shorthand = f" (vidgen run {option['run_option']})" if "run_option" in option else ""
+            click.echo(f"    {setting:<28} {option['type']}{choices}: {option['help']}{shorthand}")
 
 
 def _jsonable(value: Any) -> Any:
