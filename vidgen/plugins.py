@@ -55,7 +55,7 @@ class PluginManager(pluggy.PluginManager):
     def __init__(self) -> None:
         super().__init__("vidgen")
         self.add_hookspecs(hookspecs)
-        self.discovered: dict[str, tuple[frozenset[str], Any]] = {}
+        self.discovered: dict[str, tuple[frozenset[tuple[str, int]], Any]] = {}
 
 
 def load_entry_points(pm: pluggy.PluginManager) -> None:
@@ -148,7 +148,7 @@ def _discover_run_options(pm: PluginManager) -> dict[str, RunOption]:
 
 def _once(pm: PluginManager, what: str, discover: Callable[[PluginManager], Any]) -> Any:
     """`discover(pm)`, computed once per set of registered plugins (so warnings show once per run)."""
-    plugins = frozenset(name for name, _ in pm.list_name_plugin())
+    plugins = frozenset((name, id(plugin)) for name, plugin in pm.list_name_plugin())
     cached = pm.discovered.get(what)
     if cached is None or cached[0] != plugins:
         cached = pm.discovered[what] = (plugins, discover(pm))
