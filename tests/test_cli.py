@@ -155,18 +155,33 @@ def test_processor_that_raises(cli, clip: Path, tmp_path: Path, test_plugins) ->
 
 
 def test_plugins_listing(cli, test_plugins) -> None:
-    code, out, _ = cli("plugins", "--json")
+    code, out, err = cli("plugins", "--json")
+    assert code == 0, err
     entries = {e["name"]: e for e in json.loads(out)}
     assert entries["invert"]["options"][0] == {"name": "amount", "type": "float", "default": 1.0, "help": "blend"}
-    code, out, _ = cli("plugins")
-    assert "invert.amount=1.0" in out
+    ensemble = {o["name"]: o for o in entries["sr"]["options"]}["ensemble"]
+    assert ensemble["choices"] == [1, 2, 4, 8]  # integer choices (sr.ensemble) list as numbers
+    code, out, err = cli("plugins")
+    assert code == 0, err
+    assert "invert.amount=1.0" in out and "[1|2|4|8]" in out
 
 
 def test_info(cli, clip: Path) -> None:
-    code, out, _ = cli("info", clip, "--json")
+    code, out, err = cli("info", clip, "--json")
+    assert code == 0, err
     info = json.loads(out)
     assert (info["width"], info["height"], info["frame_count"]) == (64, 48, 12)
     assert [s["type"] for s in info["streams"]] == ["video", "audio"]
+    assert info["colour"]["range"] == "unspecified"
+
+
+def test_info_names_full_range(cli, tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "full.mp4", moving_pattern(2, 32, 24), colour=(1, 1, 1, 2))
+    code, out, err = cli("info", src)
+    assert code == 0, err
+    assert "range jpeg" in out and "primaries bt709" in out
+    code, out, _ = cli("info", write_clip(tmp_path / "tv.mp4", moving_pattern(2, 32, 24), colour=(1, 1, 1, 1)), "--json")
+    assert json.loads(out)["colour"]["range"] == "mpeg"
 
 
 def test_batch_run_reports_each_file_and_survives_a_bad_one(cli, tmp_path: Path) -> None:
@@ -203,3 +218,35 @@ def test_bench_io_compares_both_frame_paths_and_lengths(cli) -> None:
     rows = [line for line in out.splitlines() if line.startswith("| vidgen") or line.startswith("| ffmpeg")]
     assert len(rows) == 4 + 2 * bool(shutil.which("ffmpeg"))
     assert out.count("peak RSS ratio") == 2
+
+
+def test_ray_only_options_need_the_ray_engine(cli, clip: Path, tmp_path: Path) -> None:
+    for args in (["--workers", "2"], ["--segment-frames", "10"], ["--ray-address", "auto"]):
+        code, _, err = cli("run", clip, "-o", tmp_path / "o.mp4", *args)
+        assert_one_line_error(code, err, args[0], "--engine ray")
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_crf_and_preset_reach_the_encoder_or_are_named_as_ignored(cli, clip: Path, tmp_path: Path) -> None:
+    code, _, err = cli("run", clip, "-o", tmp_path / "m.mp4", "--codec", "mpeg4", "--crf", "30", "--preset", "fast")
+    assert code == 0, err
+    assert "encoder mpeg4 has no crf option" in err and "encoder mpeg4 has no preset option" in err
+    code, _, err = cli("run", clip, "-o", tmp_path / "v.webm", "--codec", "libvpx", "--crf", "4", "--encoder-opt", "b=1M")
+    assert code == 0 and "no crf" not in err, err
+    code, _, err = cli("run", clip, "-o", tmp_path / "v63.webm", "--codec", "libvpx", "--crf", "63", "--encoder-opt", "b=1M")
+    assert (tmp_path / "v.webm").stat().st_size > 1.5 * (tmp_path / "v63.webm").stat().st_size  # crf was applied
+
+
+def test_group_size_override_is_reported(cli, clip: Path, tmp_path: Path, test_plugins) -> None:
+    code, _, err = cli("run", clip, "-o", tmp_path / "o.mp4", "--plugin", "invert", "--group-size", "3")
+    assert code == 0, err
+    assert "--group-size 3 replaces invert's own group size 8" in err
+
+
+def test_batch_inputs_with_the_same_name_are_refused(cli, tmp_path: Path) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        write_clip(tmp_path / folder / "x.mp4", moving_pattern(2, 32, 32))
+    code, _, err = cli("run", tmp_path / "a" / "x.mp4", tmp_path / "b" / "x.mp4", "-o", tmp_path / "out")
+    assert_one_line_error(code, err, "a/x.mp4", "b/x.mp4", "out/x.mp4")
+    assert not (tmp_path / "out").exists()

@@ -1,13 +1,7 @@
 """vidgen: stream video through a chain of pluggy-registered (generative) processors."""
 
 import importlib
-import os
 from typing import TYPE_CHECKING, Any
-
-# Decode, compute and encode share the cores: torch's OpenMP threads must sleep, not spin, while they
-# wait, or they starve the encoder's threads (measured: 2x slower no-plugin runs with spinning).
-# Takes effect only when vidgen is imported before torch; set OMP_WAIT_POLICY yourself to override.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from vidgen.errors import VidgenError
 from vidgen.hookspecs import hookimpl

@@ -12,8 +12,10 @@ from vidgen.compute import compute_dtype, frames_to_uint8, resolve_device, uint8
 from vidgen.engine import RunResult
 from vidgen.engine import run as run_pipeline
 from vidgen.grouping import Chain, Frame
+from vidgen.mediaio import VIDEO_FILES
 from vidgen.plugins import create_processor
-from vidgen.processor import Processor, ProcessorContext, VideoMeta
+from vidgen.processor import Processor, ProcessorContext, VideoMeta, log_message
+from vidgen.trim import Trim
 from vidgen.video import EncodeSettings
 
 PluginSpec = Union[str, tuple[str, dict[str, Any]], Processor]
@@ -23,8 +25,10 @@ class ReadyProcessor:
     """A set-up processor (or chain) callable on whole clips.
 
     Call it on a `(T, H, W, 3)` uint8 array or a `(T, 3, H, W)` float tensor in [0, 1]; it returns the
-    same kind. Each call is one stream: groups, context and flushing are handled as in `vidgen run`,
-    and state does not leak from one call to the next unless `keep_state=True`.
+    same kind. Each call is one stream: groups, context and flushing are handled as in `vidgen run`, and
+    no state carries from one call to the next. Processors are set up (weights loaded) on the first call
+    and again only when the frame size changes; later calls of the same size only `reset` them.
+    Messages go to the `vidgen` logger (warnings show; `logging.basicConfig(level=logging.INFO)` shows all).
     """
 
     def __init__(self, processors: list[Processor], device: str = "auto", precision: str = "auto", fps: float = 25.0):
@@ -34,10 +38,18 @@ class ReadyProcessor:
         self.fps = fps
         self._size: tuple[int, int] | None = None
 
-    def _setup(self, width: int, height: int) -> None:
+    def _start(self, width: int, height: int) -> None:
+        """Set the processors up for frames of `width` × `height`, or reset them if they already are."""
+        if self._size == (width, height):
+            for processor in self.processors:
+                processor.reset()
+            return
+        self._size = None
+        size = width, height
         for processor in self.processors:
-            processor.setup(ProcessorContext(self.device, self.dtype, VideoMeta(width, height, self.fps), print))
-            width, height = processor.output_size(width, height)
+            processor.setup(ProcessorContext(self.device, self.dtype, VideoMeta(*size, self.fps), log_message))
+            size = processor.output_size(*size)
+        self._size = (width, height)
 
     def __call__(self, clip: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
         as_array = isinstance(clip, np.ndarray)
@@ -50,13 +62,18 @@ class ReadyProcessor:
                 raise ValueError(f"expected a (T, 3, H, W) float tensor, got {tuple(clip.shape)}")
             frames = clip.to(self.device, torch.float32)
         height, width = frames.shape[-2:]
-        self._setup(width, height)
+        self._start(width, height)
         chain = Chain(self.processors)
         out: list[torch.Tensor] = []
-        with torch.no_grad():
-            for index, pixels in enumerate(frames):
-                out.extend(f.pixels for f in chain.push(Frame(pixels, index, index)))
-            out.extend(f.pixels for f in chain.flush())
+        try:
+            with torch.no_grad():
+                for index, pixels in enumerate(frames):
+                    out.extend(f.pixels for f in chain.push(Frame(pixels, index, index)))
+                out.extend(f.pixels for f in chain.flush())
+        except BaseException:
+            for processor in self.processors:
+                processor.abort()
+            raise
         result = torch.stack(out).clamp(0, 1)
         if as_array:
             return frames_to_uint8(result)
@@ -92,9 +109,12 @@ def run(
     precision: str = "auto",
     overwrite: bool = False,
     progress: bool = False,
+    trim: Trim | None = None,
 ) -> RunResult:
-    """Process video file `src` into `dst` through `plugins`: names, (name, options) pairs or processors."""
+    """Process video file `src` into `dst` through `plugins`: names, (name, options) pairs or processors.
+    `trim=vidgen.trim.Trim(start=5, duration=10)` processes only that window (audio cut to match).
+    Messages (processor set-up lines, warnings) go to the `vidgen` logger."""
     return run_pipeline(
         src, dst, [_build(p) for p in plugins], encode=encode, device=device, precision=precision,
-        overwrite=overwrite, progress=progress,
+        overwrite=overwrite, progress=progress, log=log_message, io=trim.apply(VIDEO_FILES) if trim else None,
     )

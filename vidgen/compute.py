@@ -17,6 +17,8 @@ from vidgen.grouping import Chain, Frame
 from vidgen.processor import FrameGroup, Processor
 from vidgen.video import DecodedFrame, VideoReader
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
 
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' → CUDA when available, else CPU; 'cuda' without a GPU is an error."""
@@ -32,6 +34,8 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def compute_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
     """'auto' → float16 on CUDA, bfloat16 on a CPU that has native bf16, else float32."""
+    if precision not in PRECISIONS:
+        raise VidgenError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
     if precision == "fp32":
         return torch.float32
     if precision == "fp16":

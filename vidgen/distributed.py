@@ -177,6 +177,8 @@ class ChainWorker:
         except BaseException:
             if writer is not None:
                 writer.abort()
+            for processor in self.processors:
+                processor.abort()
             raise
         finally:
             reader.close()

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
+    from vidgen.mediaio import MediaIO
+
 QUEUE_FRAMES = 16
 _DONE = object()
 
@@ -129,18 +131,23 @@ def run(
     overwrite: bool = False,
     progress: bool = False,
     log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
+    io: MediaIO | None = None,
 ) -> RunResult:
     """Process video `src` through `processors` (in order) and write `dst`.
 
     The result is written to a temporary file beside `dst` and renamed only when everything succeeded.
-    With no processors, frames go from decoder to encoder as decoded (no RGB round trip).
+    With no processors, frames go from decoder to encoder as decoded (no RGB round trip). `io` sets how
+    the input is read and the output staged (`vidgen.mediaio`: image sequences, a window of a video).
     """
     src, dst = Path(src), Path(dst)
-    reader = VideoReader(src)
+    from vidgen.mediaio import VIDEO_FILES
+
+    io = io or VIDEO_FILES
+    reader = io.open_reader(src)
     try:
         check_output_path(src, dst, overwrite)
         compute_device = prepare_processors(processors, reader, device, precision, log)
-        tmp = temporary_output(dst)
+        tmp = io.stage(dst)
     except BaseException:
         reader.close()
         raise
@@ -179,7 +186,7 @@ def run(
                 f"{reader.decoded_frames} could be decoded")
 
     try:
-        writer = VideoWriter(tmp, reader, encode or EncodeSettings(), log)
+        writer = io.open_writer(tmp, reader, encode or EncodeSettings(), log)
         decoder = _Worker(decode, "vidgen-decode")
         encoder = _Worker(encode_loop, "vidgen-encode")
         threads = [decoder, encoder]
@@ -200,14 +207,16 @@ def run(
         bar.close()
         writer.close()
         writer = None
-        os.replace(tmp, dst)
+        io.commit(tmp, dst)
     except BaseException:
         stop.set()
         for thread in threads:  # they may be inside PyAV: closing the files under them can crash
             thread.join()
+        for processor in processors:
+            processor.abort()
         if writer is not None:
             writer.abort()
-        tmp.unlink(missing_ok=True)
+        io.discard(tmp)
         raise
     finally:
         stop.set()

@@ -26,3 +26,8 @@ def vidgen_register_trainers(register: Callable[[str, click.Command], None]) -> 
 @hookspec
 def vidgen_register_benchmarks(register: Callable[[str, click.Command], None]) -> None:
     """Register ``vidgen bench NAME`` commands by calling ``register(name, click_command)``."""
+
+
+@hookspec
+def vidgen_register_run_options(register: Callable[[str, str, str], None]) -> None:
+    """Add ``vidgen run`` shorthands by calling ``register("--flag", "NAME.KEY", help)``: ``--flag V`` = ``-p NAME.KEY=V``."""

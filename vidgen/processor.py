@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import logging
+import numbers
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
@@ -29,29 +32,66 @@ def parse_int_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(",") if part.strip())
 
 
+LOGGER = logging.getLogger("vidgen")
+
+
+def log_message(message: str) -> None:
+    """The library's log: messages starting with 'warning' at WARNING level, the rest at INFO, on the
+    `vidgen` logger (so a library user sees warnings only, unless they configure logging)."""
+    LOGGER.log(logging.WARNING if message.startswith("warning") else logging.INFO, message)
+
+
 PARSERS: dict[type, Callable[[str], Any]] = {bool: parse_bool, int: int, float: float, str: str, Path: Path}
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def convert_python_value(kind: type, value: Any) -> Any:
+    """A Python (non-string) `value` for an option of type `kind` (bool, int, float, str or Path)."""
+    if kind is bool and isinstance(value, bool):
+        return value
+    if kind is int and isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if kind is float and isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    if kind is str and isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if kind is Path and isinstance(value, (str, os.PathLike)):
+        return Path(value)
+    raise TypeError(f"expected {kind.__name__}, got {_describe(value)}")
 
 
 @dataclass(frozen=True)
 class Option:
-    """One typed, documented option of a processor (`-p NAME.KEY=VALUE` on the command line)."""
+    """One typed, documented option of a processor (`-p NAME.KEY=VALUE` on the command line).
+
+    `type` is bool, int, float, str or Path, or a function that takes a command-line string or a Python
+    value and returns the option's value (raising ValueError or TypeError with a short reason).
+    """
 
     name: str
-    type: type | Callable[[str], Any]
+    type: type | Callable[[Any], Any]
     default: Any
     help: str
     choices: tuple[Any, ...] | None = None
 
     def convert(self, value: Any) -> Any:
-        """Convert a command-line string (or a Python value) into this option's type."""
+        """Convert a command-line string or a Python value into this option's type; VidgenError if it
+        does not fit."""
         if value is None:
             return None
-        if isinstance(value, str):
-            parser = PARSERS.get(self.type, self.type)  # type: ignore[arg-type]
-            try:
-                value = parser(value)
-            except (ValueError, TypeError) as exc:
-                raise VidgenError(f"option {self.name}: {exc}") from None
+        try:
+            if isinstance(value, str):
+                value = PARSERS.get(self.type, self.type)(value)  # type: ignore[arg-type]
+            elif self.type in PARSERS:
+                value = convert_python_value(self.type, value)  # type: ignore[arg-type]
+            else:
+                value = self.type(value)
+        except (ValueError, TypeError) as exc:
+            raise VidgenError(f"option {self.name}: {exc}") from None
         if self.choices is not None and value not in self.choices:
             raise VidgenError(f"option {self.name}: {value!r} is not one of {', '.join(map(str, self.choices))}")
         return value
@@ -79,7 +119,7 @@ class ProcessorContext:
     device: torch.device
     dtype: torch.dtype  # compute dtype for autocast: float32, bfloat16 (CPU) or float16 (CUDA)
     video: VideoMeta
-    log: Callable[[str], None] = print
+    log: Callable[[str], None] = log_message
 
     def autocast(self) -> torch.autocast:
         """An autocast context for this device and dtype (a no-op for float32)."""
@@ -151,7 +191,10 @@ class Processor(abc.ABC):
             valid = ", ".join(known) or "none"
             raise VidgenError(f"{self.name}: unknown option {unknown[0]!r} (valid: {valid})")
         values = {name: option.default for name, option in known.items()}
-        values.update({name: known[name].convert(value) for name, value in options.items()})
+        try:
+            values.update({name: known[name].convert(value) for name, value in options.items()})
+        except VidgenError as exc:
+            raise VidgenError(f"{self.name}: {exc}") from None
         self.settings = dataclasses.make_dataclass(f"{self.name}_settings", list(values))(**values)
 
     def setup(self, context: ProcessorContext) -> None:
@@ -162,6 +205,16 @@ class Processor(abc.ABC):
     @abc.abstractmethod
     def process(self, group: FrameGroup) -> FrameGroup:
         """Return the processed core frames of `group`, e.g. `group.with_frames(out)`."""
+
+    def reset(self) -> None:
+        """Forget the previous stream before another of the same frame size (the library calls this
+        instead of `setup` again). The default calls `setup` again; processors whose `setup` loads
+        weights override it to clear only their per-stream state."""
+        self.setup(self.ctx)
+
+    def abort(self) -> None:
+        """Called when a run fails or is interrupted after `setup`: release what `setup` took (files,
+        temporary folders, worker processes). No frames are expected back. The default does nothing."""
 
     def finish(self) -> FrameGroup | None:
         """Called after the last group: return frames still buffered, if any."""

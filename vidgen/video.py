@@ -66,7 +66,7 @@ class Colour:
 
     def names(self) -> dict[str, str]:
         def name(enum: type, value: int) -> str:
-            if value == 2:  # FFmpeg's "unspecified" for primaries, transfer and matrix
+            if value == 2 and enum is not av.video.reformatter.ColorRange:  # "unspecified" but for range (2: JPEG)
                 return "unspecified"
             try:
                 return enum(value).name.lower()

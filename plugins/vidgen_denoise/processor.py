@@ -134,6 +134,9 @@ class Denoise(Processor):
             raise VidgenError(f"denoise: these weights take frames=1 or frames={self.model.frames}, "
                               f"not {self.settings.frames}")
 
+    def reset(self) -> None:
+        """Nothing carries from one stream to the next: keep the loaded model."""
+
     def network_inputs(self, group: FrameGroup) -> torch.Tensor:
         """`(N, 3K + 1, H, W)`: for each core frame, its K neighbours (the nearest available one repeated
         past the ends of the video; the frame itself K times in per-frame mode) and the noise-level map."""

@@ -13,6 +13,11 @@ def vidgen_register_processors(register):
 
 
 @vidgen.hookimpl
+def vidgen_register_run_options(register):
+    register("--mask", "inpaint.mask", "Mask image, mask video or folder of masks")
+
+
+@vidgen.hookimpl
 def vidgen_register_trainers(register):
     from vidgen_inpaint.train import train_command
 

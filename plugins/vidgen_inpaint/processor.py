@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -94,13 +96,35 @@ def match_track(tile: Tile, previous: list[Tile]) -> Tile | None:
     return best
 
 
+def mask_source(value: object) -> str | np.ndarray:
+    """The `mask` option: a path (str or os.PathLike), or from Python an `(H, W)` / `(T, H, W)` array."""
+    if isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, (str, os.PathLike)):
+        return os.fspath(value)
+    raise TypeError(f"expected a path or an (H, W) / (T, H, W) array, got {type(value).__name__}")
+
+
+def boxes(value: object) -> list[tuple[int, int, int, int]]:
+    """The `box` option: 'x,y,w,h' (several separated by ';'), or from Python `(x, y, w, h)` or a list of them."""
+    if isinstance(value, str):
+        return parse_boxes(value)
+    items = list(value) if isinstance(value, (tuple, list)) else None
+    if items and all(isinstance(v, numbers.Integral) for v in items):
+        items = [items]
+    if not items or not all(isinstance(box, (tuple, list)) for box in items):
+        raise TypeError(f"expected (x, y, w, h), a list of them or 'x,y,w,h', got {value!r}")
+    return parse_boxes(";".join(",".join(str(v) for v in box) for box in items))
+
+
 class Inpaint(Processor):
     name = "inpaint"
     description = "Fill masked regions (or detected static overlays) with a GAN prior; temporally consistent."
     options = (
-        Option("mask", str, None, "mask image, mask video or folder of per-frame masks (white = fill); "
+        Option("mask", mask_source, None, "mask image, mask video or folder of per-frame masks (white = fill); "
                "from Python also an (H, W) or (T, H, W) array; none: detect static overlays"),
-        Option("box", str, None, "region(s) to fill as x,y,w,h (several separated by ';')"),
+        Option("box", boxes, None, "region(s) to fill as x,y,w,h (several separated by ';'); "
+               "from Python also (x, y, w, h) or a list of them"),
         Option("dilate", int, 2, "grow the mask by this many pixels"),
         Option("schedule", str, "video", "video: reuse z across frames + group consistency + early stop; "
                "per-frame: Yeh baseline (fresh random z, fixed iterations)", choices=("video", "per-frame")),
@@ -126,7 +150,7 @@ class Inpaint(Processor):
             raise VidgenError("inpaint: group, window, iterations and pool must be >= 1; dilate and fit >= 0")
         if not 0 <= s.smooth < 1:
             raise VidgenError(f"inpaint: smooth must be in [0, 1), got {s.smooth}")
-        self.boxes = parse_boxes(s.box) if s.box else []
+        self.boxes = s.box or []
         self.group_size = s.group
         self.context = (3, 3) if s.propagate else (0, 0)
         self.warmup_frames = s.group  # the converged z of earlier frames seeds the next search
@@ -136,7 +160,21 @@ class Inpaint(Processor):
         s = self.settings
         self.netG, self.netD, self.weights_meta = load_gan(s.weights)
         self._prepare_networks()
-        video = context.video
+        self._start_stream()
+
+    def reset(self) -> None:
+        if self.settings.fit:  # the previous stream fine-tuned the GAN: start again from the weights file
+            self.setup(self.ctx)
+        else:
+            self.masks.close()
+            self._start_stream()
+
+    def abort(self) -> None:
+        self.masks.close()
+
+    def _start_stream(self) -> None:
+        """The per-stream state: masks, overlay detection, latent tracks, random generator, counters."""
+        s, video = self.settings, self.ctx.video
         self.masks = MaskSource(s.mask, self.boxes, video.width, video.height, s.dilate)
         self.overlay_pending = not self.masks.given
         if self.overlay_pending and video.path is not None:
@@ -195,14 +233,16 @@ class Inpaint(Processor):
     def _smooth_over_time(self, frames: torch.Tensor, filled: np.ndarray, masks: np.ndarray,
                           indices: list[int]) -> torch.Tensor:
         """Blend the GAN-filled pixels `filled` `(N, H, W)` of the core `frames` `(N, 3, H, W)` with the
-        previous output frame carried along the motion, frame after frame (so across groups too)."""
+        previous output frame carried along the motion, frame after frame (so across groups too). Only the
+        `filled` pixels pass through 8 bits (optical flow needs them); the rest keep the input's depth."""
         as_uint8 = frames_to_uint8(frames)
         for f, index in enumerate(indices):
             previous = self.previous_output
             if previous is not None and previous[0] == index - 1 and filled[f].any():
                 as_uint8[f] = carry_previous_fill(as_uint8[f], filled[f], masks[f], previous[1], self.settings.smooth)
             self.previous_output = (index, as_uint8[f])
-        return uint8_to_frames(as_uint8, self.device)
+        smoothed = torch.from_numpy(filled).to(self.device)[:, None]
+        return torch.where(smoothed, uint8_to_frames(as_uint8, self.device), frames)
 
     def _fill(self, frames: torch.Tensor, unknown: np.ndarray) -> torch.Tensor:
         """GAN-fill `unknown` `(N, H, W)` pixels of `frames` `(N, 3, H, W)`."""

@@ -58,6 +58,10 @@ class Seg2Vid(Processor):
         self.z = (mean + spread * style_code(self.settings.style, dim))[None].to(self.device)
         self.previous: torch.Tensor | None = None  # last output, padded, (1, 3, H8, W8)
 
+    def reset(self) -> None:
+        """A new stream starts without a previous frame (the model and style code stay)."""
+        self.previous = None
+
     def generate(self, labels: torch.Tensor) -> torch.Tensor:
         """Class indices `(T, H, W)` → frames `(T, 3, H, W)` in [0, 1], continuing from `self.previous`."""
         height, width = labels.shape[-2:]

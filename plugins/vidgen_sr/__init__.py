@@ -7,12 +7,12 @@ from typing import Callable
 import click
 
 import vidgen
-from vidgen import Processor
-from vidgen_sr.processor import SuperResolution
 
 
 @vidgen.hookimpl
-def vidgen_register_processors(register: Callable[[type[Processor]], None]) -> None:
+def vidgen_register_processors(register: Callable[[type[vidgen.Processor]], None]) -> None:
+    from vidgen_sr.processor import SuperResolution
+
     register(SuperResolution)
 
 

@@ -140,6 +140,9 @@ class SuperResolution(Processor):
         tiling = f"{s.tile}px tiles" if s.tile else "whole frames"
         context.log(f"sr: {self.upscaler.label} x{self.upscaler.scale}, {precision}, {tiling}")
 
+    def reset(self) -> None:
+        """Nothing carries from one stream to the next: keep the loaded model."""
+
     def output_size(self, width: int, height: int) -> tuple[int, int]:
         return width * self.scale, height * self.scale
 
