@@ -35,7 +35,7 @@ class RunResult:
 
 
 class _Worker(threading.Thread):
-    """A thread whose exception is re-raised by `join_or_raise`."""
+    """A thread whose exception is kept in `error`, for the thread on the other side of a queue."""
 
     def __init__(self, target: Callable[[], None], name: str) -> None:
         super().__init__(name=name, daemon=True)
@@ -49,30 +49,41 @@ class _Worker(threading.Thread):
             self.error = exc
 
 
-def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
+def _raise_if_gone(peer: threading.Thread) -> None:
+    """Raise `peer`'s error when it has ended with one; a one-line error when it ended without a word."""
+    if peer.is_alive():
+        return
+    error = getattr(peer, "error", None)
+    if error is not None:
+        raise error
+    raise VidgenError(f"internal error: thread {peer.name} ended without finishing its work")
+
+
+def _put(q: queue.Queue, item: Any, stop: threading.Event, consumer: threading.Thread) -> bool:
+    """Put `item` on `q`, waiting while it is full; False when `stop` is set, and the consumer's error
+    when the thread that empties `q` has ended (so a full queue can never block for ever)."""
     while not stop.is_set():
         try:
             q.put(item, timeout=0.1)
             return True
         except queue.Full:
-            continue
+            _raise_if_gone(consumer)
     return False
 
 
-def _get(q: queue.Queue, stop: threading.Event, producer: _Worker | None = None) -> Any:
-    while True:
+def _get(q: queue.Queue, stop: threading.Event, producer: threading.Thread) -> Any:
+    """The next item of `q`; `_DONE` when `stop` is set, and the producer's error when the thread that
+    fills `q` has ended without sending `_DONE` (so an empty queue can never block for ever)."""
+    while not stop.is_set():
         try:
             return q.get(timeout=0.1)
         except queue.Empty:
-            if stop.is_set():
-                return _DONE
-            if producer is not None and not producer.is_alive():
-                if producer.error is not None:
-                    raise producer.error
+            if not producer.is_alive():
                 try:
-                    return q.get_nowait()
+                    return q.get_nowait()  # it may have put its last item just before ending
                 except queue.Empty:
-                    return _DONE
+                    _raise_if_gone(producer)
+    return _DONE
 
 
 def check_output_path(src: Path, dst: Path, overwrite: bool) -> None:
@@ -152,15 +163,17 @@ def run(
     processed: queue.Queue = queue.Queue(QUEUE_FRAMES)
     count = 0
 
+    caller = threading.current_thread()  # the compute side of both queues
+
     def decode() -> None:
         for frame in reader.frames(rgb=bool(processors)):
-            if not _put(decoded, frame, stop):
+            if not _put(decoded, frame, stop, caller):
                 return
-        _put(decoded, _DONE, stop)
+        _put(decoded, _DONE, stop, caller)
 
     def encode_loop() -> None:
         while True:
-            item = _get(processed, stop)
+            item = _get(processed, stop, caller)
             if item is _DONE:
                 return
             writer.write(*item)
@@ -171,8 +184,6 @@ def run(
             if item is _DONE:
                 break
             yield item
-        if decoder.error is not None:
-            raise decoder.error
         listed = reader.stream.frames
         if listed and reader.decoded_frames < listed:
             log(f"warning: {src} looks truncated: its header lists {listed} frames, "
@@ -187,13 +198,10 @@ def run(
         encoder.start()
         bar = _progress_bar(reader.estimated_frames, progress)
         for item in encodable_frames(decoded_frames(), processors, compute_device, reader.deep):
-            if encoder.error is not None:
-                raise encoder.error
-            if not _put(processed, item, stop):
-                break
+            _put(processed, item, stop, encoder)
             count += 1
             bar.update(1)
-        _put(processed, _DONE, stop)
+        _put(processed, _DONE, stop, encoder)
         encoder.join()
         if encoder.error is not None:
             raise encoder.error
