@@ -139,15 +139,18 @@ def run(
     precision: str = "auto",
     overwrite: bool = False,
     progress: bool = False,
+    strict: bool = False,
     log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
 ) -> RunResult:
     """Process video `src` through `processors` (in order) and write `dst`.
 
     The result is written to a temporary file beside `dst` and renamed only when everything succeeded.
-    With no processors, frames go from decoder to encoder as decoded (no RGB round trip).
+    With no processors, frames go from decoder to encoder as decoded (no RGB round trip). Damaged input
+    is decoded as far as it can be and summed up in one warning at the end; `strict` makes any damage
+    an error instead.
     """
     src, dst = Path(src), Path(dst)
-    reader = VideoReader(src)
+    reader = VideoReader(src, strict)
     try:
         check_output_path(src, dst, overwrite)
         compute_device = prepare_processors(processors, reader, device, precision, log)
@@ -184,10 +187,6 @@ def run(
             if item is _DONE:
                 break
             yield item
-        listed = reader.stream.frames
-        if listed and reader.decoded_frames < listed:
-            log(f"warning: {src} looks truncated: its header lists {listed} frames, "
-                f"{reader.decoded_frames} could be decoded")
 
     try:
         writer = VideoWriter(tmp, reader, encode or EncodeSettings(), log)
@@ -209,6 +208,8 @@ def run(
         writer.close()
         writer = None
         os.replace(tmp, dst)
+        for warning in reader.warnings():
+            log(f"warning: {warning}")
     except BaseException:
         stop.set()
         for thread in threads:  # they may be inside PyAV: closing the files under them can crash
