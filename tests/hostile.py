@@ -288,13 +288,27 @@ def resolution_change(folder: Path) -> Path:
     return path
 
 
+def cut_mask_video(folder: Path) -> Path:
+    """A clean input whose inpainting mask video (`mask.mp4` beside it, 8 frames) is cut in half."""
+    mask = np.zeros((8, HEIGHT, WIDTH, 3), np.uint8)
+    mask[:, 10:20, 10:30] = 255
+    whole = write_clip(folder / "whole-mask.mp4", mask, options={"g": "4"})
+    damaged(whole, folder / "mask.mp4", lambda data: data.__delitem__(slice(len(data) // 2, None)))
+    return base_clip(folder, "masked.mp4", audio=False, frames=8)
+
+
 @dataclass(frozen=True)
 class Hostile:
-    """One kind of damage: how to build it, and whether a usable output is expected (else one error line)."""
+    """One kind of damage: how to build it, whether a usable output is expected (else one error line),
+    and extra `vidgen run` arguments ("{folder}" stands for the folder the input was built in)."""
 
     name: str
     build: Callable[[Path], Path]
     output: bool
+    args: tuple[str, ...] = ()
+
+    def arguments(self, folder: Path) -> list[str]:
+        return [arg.format(folder=folder) for arg in self.args]
 
 
 CORPUS = [
@@ -308,11 +322,11 @@ CORPUS = [
     Hostile("every video frame zeroed", every_frame_broken, False),
     Hostile("damaged audio packets", damaged_audio, True),
     Hostile("header cut off (first 1000 bytes)", cut_header, False),
-    Hostile("truncated inside the index (moov at the end)", truncated_index_at_end, False),
+    Hostile("truncated inside the index (moov at the end)", truncated_index_at_end, True),
     Hostile("truncated before the index (moov lost)", truncated_before_index, False),
     Hostile("truncated media data, index first (faststart)", truncated_faststart, True),
     Hostile("bogus huge frame size in the header", huge_frame_size, True),
-    Hostile("bogus huge box size in the header", huge_box_size, False),
+    Hostile("bogus huge box size in the header", huge_box_size, True),
     Hostile("garbage appended after the end", garbage_appended, True),
     Hostile("0-byte file", empty_file, False),
     Hostile("random bytes", random_bytes, False),
@@ -327,6 +341,8 @@ CORPUS = [
     Hostile("Matroska with 50 byte flips", flips_in_matroska, True),
     Hostile("raw H.264 without timestamps", raw_stream_without_timestamps, True),
     Hostile("resolution change mid-stream", resolution_change, True),
+    Hostile("inpainting mask video cut in half", cut_mask_video, False,
+            ("--plugin", "inpaint", "--mask", "{folder}/mask.mp4", "--device", "cpu")),
 ]
 
 
@@ -346,7 +362,7 @@ def main() -> None:
     for hostile in CORPUS:
         with tempfile.TemporaryDirectory(prefix="vidgen-hostile-") as folder:
             src = hostile.build(Path(folder))
-            code, err, seconds = run_cli("run", src, "-o", Path(folder) / "out.mp4")
+            code, err, seconds = run_cli("run", src, "-o", Path(folder) / "out.mp4", *hostile.arguments(Path(folder)))
             answer = " / ".join(line for line in err.splitlines() if line and " frames in " not in line) or "-"
             if code == 0:
                 with av.open(str(Path(folder) / "out.mp4")) as out:

@@ -94,6 +94,7 @@ def cli() -> None:
 @click.option("--pix-fmt", default=None, help="Output pixel format (default: the input's when the codec takes it, keeping 10-bit).")
 @click.option("--encoder-opt", "encoder_opts", multiple=True, metavar="KEY=VALUE", help="Extra encoder option; repeatable.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("--strict", is_flag=True, help="Fail on damaged input instead of decoding what can be decoded.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 @click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "ray"]),
               help="ray: spread videos and segments of long videos over a Ray cluster (pip install 'vidgen[ray]').")
@@ -104,7 +105,7 @@ def cli() -> None:
 @click.option("--workers", type=click.IntRange(1), help="With --engine ray: number of actors (default: one per GPU, else one per CPU).")
 def run(inputs: tuple[str, ...], output: str, plugin_names: tuple[str, ...], params: tuple[str, ...],
         mask: str | None, device: str, precision: str, group_size: int | None, codec: str, crf: int,
-        preset: str, pix_fmt: str | None, encoder_opts: tuple[str, ...], overwrite: bool, quiet: bool,
+        preset: str, pix_fmt: str | None, encoder_opts: tuple[str, ...], overwrite: bool, strict: bool, quiet: bool,
         engine: str, ray_address: str | None, segment_frames: int, workers: int | None) -> None:
     """Process INPUTS (files, folders or globs) into OUTPUT."""
     from vidgen.engine import run as run_pipeline
@@ -142,7 +143,7 @@ def run(inputs: tuple[str, ...], output: str, plugin_names: tuple[str, ...], par
         outcomes = run_batch(list(zip(sources, targets)), ChainSpec(tuple(zip(chain, options)), group_size),
                              encode=settings, device=device, precision=precision, overwrite=overwrite,
                              address=ray_address, segment_frames=segment_frames, workers=workers,
-                             worker_logs=not quiet, log=log)
+                             worker_logs=not quiet, strict=strict, log=log)
         for outcome in outcomes:
             if outcome.error is not None:
                 if not batch:
@@ -158,7 +159,7 @@ def run(inputs: tuple[str, ...], output: str, plugin_names: tuple[str, ...], par
         for src, dst in zip(sources, targets):
             try:
                 result = run_pipeline(src, dst, build(), encode=settings, device=device, precision=precision,
-                                      overwrite=overwrite, progress=progress, log=log)
+                                      overwrite=overwrite, progress=progress, strict=strict, log=log)
                 fps = result.frames / result.seconds if result.seconds else 0.0
                 rows.append((str(src), str(result.frames), f"{fps:.1f}", "ok"))
                 if not batch and not quiet:

@@ -141,22 +141,24 @@ def plan_segments(pts: list[int], keyframes: list[int], segment_frames: int, rea
 class ChainWorker:
     """Builds the processor chain once, then processes whole videos or segments (a Ray actor's body)."""
 
-    def __init__(self, spec: ChainSpec, encode: EncodeSettings, device: str, precision: str, threads: int) -> None:
+    def __init__(self, spec: ChainSpec, encode: EncodeSettings, device: str, precision: str, threads: int,
+                 strict: bool = False) -> None:
         torch.set_num_threads(max(1, threads))
         self.processors = spec.build()
         self.encode = encode
         self.device = device
         self.precision = precision
+        self.strict = strict
 
     def run_video(self, src: Path, dst: Path) -> int:
         """Process a whole video into `dst` (temporary file + rename, audio copied); the frame count."""
         result = run_pipeline(src, dst, self.processors, encode=self.encode, device=self.device,
-                              precision=self.precision, overwrite=True, log=_stderr)
+                              precision=self.precision, overwrite=True, strict=self.strict, log=_stderr)
         return result.frames
 
     def run_segment(self, src: Path, segment: Segment, part: Path) -> int:
         """Write the video-only segment `part`: frames `segment.start..stop-1` with their original pts."""
-        reader = VideoReader(src)
+        reader = VideoReader(src, self.strict)
         writer: VideoWriter | None = None
         try:
             device = prepare_processors(self.processors, reader, self.device, self.precision, _stderr)
@@ -206,9 +208,7 @@ def join_segments(src: Path, dst: Path, parts: list[Path], counts: list[int], en
     tmp = temporary_output(dst)
     writer: VideoWriter | None = None
     try:
-        for _ in reader.frames():
-            break  # decoding one frame reads the display rotation the joined stream must carry
-        writer = VideoWriter(tmp, reader, encode, log)
+        writer = VideoWriter(tmp, reader, encode, lambda message: log(f"warning: {message}"))
         headers: bytes | None = None
         total = 0
         for part, count in zip(parts, counts):
@@ -309,13 +309,14 @@ def run_batch(
     segment_frames: int = DEFAULT_SEGMENT_FRAMES,
     workers: int | None = None,
     worker_logs: bool = True,
+    strict: bool = False,
     log: Log = _stderr,
 ) -> list[FileOutcome]:
     """Process each (source, output) pair on Ray actors; one failing file does not stop the others.
 
     Videos longer than `segment_frames` are cut at keyframes into segments processed in parallel and
     joined without re-encoding; shorter ones are processed whole by one actor. `worker_logs` forwards
-    the workers' messages to this process's stderr.
+    the workers' messages to this process's stderr. `strict` makes damaged input an error (see `engine.run`).
     """
     ray = _import_ray()
     encode = encode or EncodeSettings()
@@ -340,7 +341,8 @@ def run_batch(
         tasks = sum(max(1, len(job.segments)) for job in runnable)
         count, resources, threads = _actor_resources(ray, device, workers, tasks)
         remote = ray.remote(max_restarts=ACTOR_MAX_RESTARTS, max_task_retries=ACTOR_MAX_TASK_RETRIES)(ChainWorker)
-        actors = [remote.options(**resources).remote(spec, encode, device, precision, threads) for _ in range(count)]
+        actors = [remote.options(**resources).remote(spec, encode, device, precision, threads, strict)
+                  for _ in range(count)]
         _schedule(ray, runnable, actors, encode, log)
     finally:
         for actor in actors:

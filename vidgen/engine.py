@@ -189,7 +189,7 @@ def run(
             yield item
 
     try:
-        writer = VideoWriter(tmp, reader, encode or EncodeSettings(), log)
+        writer = VideoWriter(tmp, reader, encode or EncodeSettings(), lambda message: log(f"warning: {message}"))
         decoder = _Worker(decode, "vidgen-decode")
         encoder = _Worker(encode_loop, "vidgen-encode")
         threads = [decoder, encoder]

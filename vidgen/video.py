@@ -524,9 +524,17 @@ class VideoWriter:
         for in_stream in self.copy_source.streams:
             if in_stream.index == self.source.stream.index:
                 continue
-            if in_stream.type == "data" and in_stream.metadata.get("timecode") is not None \
-                    and self.video.metadata.get("timecode") == in_stream.metadata["timecode"]:
-                continue  # a timecode track: the muxer writes it again from the video stream's timecode tag
+            if in_stream.type == "data":
+                if self._is_mp4_chapter_or_timecode_track(in_stream, bool(chapters)):
+                    continue  # the muxer writes them again from the chapters and the video's timecode tag
+                if self.container.format.name not in self.copy_source.format.name.split(","):
+                    dropped.append(f"#{in_stream.index} data ({in_stream.name or 'unknown codec'}): data streams "
+                                   f"are copied only into their own kind of container, not {self.container.format.name}")
+                    continue
+            if in_stream.type == "attachment" and self.container.format.name != "matroska":
+                dropped.append(f"#{in_stream.index} {describe_stream(in_stream)} "
+                               f"({self.container.format.name} cannot hold attachments; Matroska can)")
+                continue
             try:
                 out = self.container.add_stream_from_template(in_stream)
             except (ValueError, av.FFmpegError) as exc:
@@ -540,6 +548,12 @@ class VideoWriter:
                           if self.copy_source.streams[i].type != "attachment"]
         if packet_streams:
             self.copy_packets = self.copy_source.demux(*packet_streams)
+
+    def _is_mp4_chapter_or_timecode_track(self, stream: av.stream.Stream, has_chapters: bool) -> bool:
+        """MP4/MOV keep chapters and timecodes in tracks of their own that FFmpeg shows as data streams."""
+        if not self.copy_source.format.name.startswith("mov"):
+            return False
+        return bool(stream.metadata.get("timecode")) or (has_chapters and stream.name in (None, "bin_data"))
 
     def write(self, image: np.ndarray | av.VideoFrame, pts: int | None, index: int) -> None:
         """Encode one frame with its original pts: an `(H, W, 3)` uint8/uint16 RGB array, or a frame as
@@ -657,6 +671,8 @@ class VideoWriter:
                 if self.encoding:
                     self.container.mux(self.video.encode(None))
                 self._mux_copies_until(None)
+        except av.FFmpegError as exc:
+            raise VidgenError(f"cannot finish writing the output ({_describe_av_error(exc)})") from None
         finally:
             self.container.close()
             if self.copy_source is not None:

@@ -1,0 +1,206 @@
+"""Damaged and unusual input: the hostile corpus end to end, --strict, and what is kept of the input
+(aspect ratio, field order, HDR tags, tags, chapters, other streams)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from clips import audio_digest, decode, moving_pattern
+from hostile import (CORPUS, FONT, HEIGHT, WIDTH, Hostile, cut_mask_video, damaged_audio, garbage_in_the_middle,
+                     resolution_change, run_cli, truncated_faststart)
+
+import vidgen
+from vidgen import VidgenError, engine
+
+TIMEOUT = 30  # seconds; every kind takes well under 2 s here
+
+FAST_CORPUS = [h for h in CORPUS if h.build is not cut_mask_video]  # the plugin run is tested once, below
+
+
+def _check_hostile(hostile: Hostile, folder: Path) -> None:
+    src = hostile.build(folder)
+    inputs = set(folder.iterdir())
+    out = folder / "out.mp4"
+    code, err, _ = run_cli("run", src, "-o", out, *hostile.arguments(folder), timeout=TIMEOUT)
+    lines = err.splitlines()
+    assert "Traceback" not in err
+    if hostile.output:
+        assert code == 0, err
+        assert all(line.startswith(("warning: ", f"{out}: ")) for line in lines), err
+        frames, _ = decode(out)
+        assert len(frames) >= 1 and frames.shape[1:3] == (HEIGHT, WIDTH)
+        assert set(folder.iterdir()) == inputs | {out}  # no temporary file left
+    else:
+        assert code != 0 and len(lines) == 1 and lines[0].startswith("error: "), err
+        assert set(folder.iterdir()) == inputs  # nothing at the output path, no temporary file
+
+
+@pytest.mark.parametrize("hostile", FAST_CORPUS, ids=[h.build.__name__ for h in FAST_CORPUS])
+def test_hostile_input_gives_an_output_or_one_error_line(hostile: Hostile, tmp_path: Path) -> None:
+    """Each kind of damage ends within the time limit (the subprocess is killed otherwise) with a
+    decodable output and one-line warnings, or with one error line and nothing at the output path."""
+    _check_hostile(hostile, tmp_path)
+
+
+def test_a_damaged_mask_video_is_one_error_line(tmp_path: Path) -> None:
+    _check_hostile(next(h for h in CORPUS if h.build is cut_mask_video), tmp_path)
+
+
+def test_broken_packets_are_skipped_keeping_the_pts_of_what_was_decoded(tmp_path: Path) -> None:
+    src = garbage_in_the_middle(tmp_path)
+    out = tmp_path / "out.mp4"
+    messages: list[str] = []
+    result = engine.run(src, out, [], log=messages.append)
+    clean_pts = decode(tmp_path / "base.mp4")[1]
+    out_pts = decode(out)[1]
+    assert result.frames == len(out_pts) and 20 <= len(out_pts) < len(clean_pts)
+    assert set(out_pts) <= set(clean_pts) and out_pts == sorted(out_pts)
+    assert len(messages) == 1
+    lost = len(clean_pts) - len(out_pts)
+    assert messages[0].startswith(f"warning: {src} is damaged: {lost} frame(s) lost to broken video packets")
+
+
+def test_strict_turns_damage_into_an_error(tmp_path: Path, clip: Path) -> None:
+    src = garbage_in_the_middle(tmp_path)
+    code, err, _ = run_cli("run", src, "-o", tmp_path / "out.mp4", "--strict", timeout=TIMEOUT)
+    assert code == 1 and len(err.splitlines()) == 1
+    assert err.startswith(f"error: {src}: damaged input: frame(s) lost to broken video packets") and "(--strict)" in err
+    assert not (tmp_path / "out.mp4").exists()
+    with pytest.raises(VidgenError, match="frames that the header lists not found"):
+        engine.run(truncated_faststart(tmp_path), tmp_path / "cut.mp4", [], strict=True)
+    assert engine.run(clip, tmp_path / "clean.mp4", [], strict=True).frames == 12
+
+
+def test_damaged_audio_packets_are_copied_as_they_are(tmp_path: Path) -> None:
+    src = damaged_audio(tmp_path)
+    out = tmp_path / "out.mp4"
+    assert engine.run(src, out, []).frames == 30
+    assert audio_digest(out) == audio_digest(src) != audio_digest(tmp_path / "base.mp4")
+
+
+def test_a_resolution_change_is_scaled_to_the_first_size_and_said_once(tmp_path: Path) -> None:
+    messages: list[str] = []
+    out = tmp_path / "out.mp4"
+    engine.run(resolution_change(tmp_path), out, [], log=messages.append)
+    frames, pts = decode(out)
+    assert frames.shape == (16, HEIGHT, WIDTH, 3) and pts == sorted(set(pts))
+    assert len(messages) == 1 and "8 frame(s) were scaled to the first frame's 64x48" in messages[0]
+
+
+def write_tagged_clip(path: Path, fmt: str | None = None, *, sar: Fraction | None = None, interlaced: bool = False,
+                      hdr: str | None = None, tags: bool = False, font: bool = False, klv: bool = False,
+                      timecode: str | None = None) -> Path:
+    """A 10-frame 64x48 clip with a silent AAC track and, as asked: a sample aspect ratio, interlaced
+    coding (top field first), PQ/BT.2020 tags with x265 mastering display parameters `hdr`, a title,
+    an audio language and two chapters, a font attachment, a KLV data stream, a timecode."""
+    with av.open(str(path), "w", format=fmt) as container:
+        video = container.add_stream("libx265" if hdr else "libx264", rate=25)
+        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p10le" if hdr else "yuv420p"
+        ctx = video.codec_context
+        if sar:
+            ctx.sample_aspect_ratio = sar
+        if interlaced:
+            ctx.field_order = 2  # top field first
+            ctx.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
+        if hdr:
+            ctx.color_primaries, ctx.color_trc, ctx.colorspace = 9, 16, 9  # BT.2020, PQ, BT.2020 non-constant
+            video.options = {"x265-params": hdr + ":log-level=error"}
+        if timecode:
+            video.metadata["timecode"] = timecode
+        audio = container.add_stream("aac", rate=48000)
+        audio.layout = "mono"
+        if tags:
+            container.metadata["title"] = "A hostile title"
+            audio.metadata["language"] = "fra"
+            container.set_chapters([
+                {"id": n, "start": 5 * (n - 1), "end": 5 * n, "time_base": Fraction(1, 25), "metadata": {"title": f"Part {n}"}}
+                for n in (1, 2)])
+        data = container.add_data_stream("klv") if klv else None
+        if font:
+            container.add_attachment("font.ttf", "font/ttf", FONT)
+        for index, rgb in enumerate(moving_pattern(10, WIDTH, HEIGHT)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=video.pix_fmt)
+            frame.pts = index
+            container.mux(video.encode(frame))
+            sound = av.AudioFrame.from_ndarray(np.zeros((1, 1920), np.float32), format="fltp", layout="mono")
+            sound.sample_rate, sound.pts = 48000, index * 1920
+            container.mux(audio.encode(sound))
+            if data is not None:
+                packet = av.Packet(bytes(range(16)))
+                packet.stream, packet.time_base, packet.pts, packet.dts = data, Fraction(1, 90000), index * 3600, index * 3600
+                container.mux(packet)
+        container.mux(video.encode(None))
+        container.mux(audio.encode(None))
+    return path
+
+
+def _first_frame(path: Path) -> tuple[av.video.stream.VideoStream, av.VideoFrame, av.container.InputContainer]:
+    container = av.open(str(path))
+    stream = container.streams.video[0]
+    return stream, next(container.decode(stream)), container
+
+
+def test_aspect_ratio_and_field_order_are_kept(tmp_path: Path) -> None:
+    anamorphic = write_tagged_clip(tmp_path / "sar.mp4", sar=Fraction(4, 3))
+    vidgen.run(anamorphic, tmp_path / "sar-out.mp4")
+    stream, _, container = _first_frame(tmp_path / "sar-out.mp4")
+    with container:
+        assert stream.sample_aspect_ratio == Fraction(4, 3)
+    interlaced = write_tagged_clip(tmp_path / "tff.mkv", interlaced=True)
+    vidgen.run(interlaced, tmp_path / "tff-out.mp4")
+    stream, frame, container = _first_frame(tmp_path / "tff-out.mp4")
+    with container:
+        assert frame.interlaced_frame and int(stream.codec_context.field_order) == 2
+
+
+def test_hdr_tags_and_mastering_display_are_kept(tmp_path: Path) -> None:
+    mastering = "master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1):max-cll=1000,400"
+    src = write_tagged_clip(tmp_path / "hdr.mkv", hdr=mastering)
+    vidgen.run(src, tmp_path / "out.mp4")  # HEVC in, H.264 (the default encoder) out
+
+    def hdr_of(path: Path) -> tuple:
+        stream, frame, container = _first_frame(path)
+        with container:
+            side = {str(sd.type).rsplit(".", 1)[-1]: bytes(sd) for sd in frame.side_data.keys()}
+            return (frame.color_trc, frame.color_primaries, frame.format.name,
+                    side.get("MASTERING_DISPLAY_METADATA"), side.get("CONTENT_LIGHT_LEVEL"))
+
+    original, written = hdr_of(src), hdr_of(tmp_path / "out.mp4")
+    assert original[3] is not None and original[4] is not None
+    assert written == original and written[:3] == (16, 9, "yuv420p10le")
+
+
+def test_tags_chapters_and_attachments_are_copied_where_the_output_holds_them(tmp_path: Path) -> None:
+    src = write_tagged_clip(tmp_path / "in.mkv", tags=True, font=True)
+    messages: list[str] = []
+    for out in (tmp_path / "out.mkv", tmp_path / "out.mp4"):
+        engine.run(src, out, [], log=messages.append)
+        with av.open(str(out)) as container:
+            assert container.metadata.get("title") == "A hostile title"
+            assert container.streams.audio[0].metadata.get("language") == "fra"
+            assert [c["metadata"]["title"] for c in container.chapters()] == ["Part 1", "Part 2"]
+            attachments = [s for s in container.streams if s.type == "attachment"]
+            assert [s.metadata.get("filename") for s in attachments] == (["font.ttf"] if out.suffix == ".mkv" else [])
+    assert messages == ["warning: streams not copied: #2 attachment (font.ttf) (mp4 cannot hold attachments; "
+                        "Matroska can)"]
+
+
+def test_data_streams_and_timecodes_are_copied_or_named(tmp_path: Path) -> None:
+    src = write_tagged_clip(tmp_path / "klv.ts", "mpegts", klv=True)
+    messages: list[str] = []
+    engine.run(src, tmp_path / "out.ts", [], log=messages.append)
+    with av.open(str(tmp_path / "out.ts")) as container:
+        assert [bytes(p) for p in container.demux(data=0) if p.size] == [bytes(range(16))] * 10
+    assert messages == []
+    engine.run(src, tmp_path / "out.mp4", [], log=messages.append)
+    assert messages == ["warning: streams not copied: #2 data (klv): data streams are copied only into their own "
+                        "kind of container, not mp4"]
+    timed = write_tagged_clip(tmp_path / "tc.mp4", timecode="01:00:00:00")
+    engine.run(timed, tmp_path / "tc-out.mp4", [], log=messages.append)
+    with av.open(str(tmp_path / "tc-out.mp4")) as container:
+        assert container.streams.video[0].metadata.get("timecode") == "01:00:00:00"
+    assert len(messages) == 1
