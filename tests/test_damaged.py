@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from clips import audio_digest, decode, moving_pattern
 from hostile import (CORPUS, FONT, HEIGHT, WIDTH, Hostile, cut_mask_video, damaged_audio, garbage_in_the_middle,
-                     resolution_change, run_cli, truncated_faststart)
+                     resolution_change, run_cli, truncated_before_index, truncated_faststart)
 
 import vidgen
 from vidgen import VidgenError, engine
@@ -48,6 +48,11 @@ def test_hostile_input_gives_an_output_or_one_error_line(hostile: Hostile, tmp_p
 
 def test_a_damaged_mask_video_is_one_error_line(tmp_path: Path) -> None:
     _check_hostile(next(h for h in CORPUS if h.build is cut_mask_video), tmp_path)
+
+
+def test_an_mp4_cut_before_its_index_is_explained(tmp_path: Path) -> None:
+    with pytest.raises(VidgenError, match=r"not a readable video .*an MP4 without its index \(moov box\)"):
+        vidgen.probe(truncated_before_index(tmp_path))
 
 
 def test_broken_packets_are_skipped_keeping_the_pts_of_what_was_decoded(tmp_path: Path) -> None:
@@ -172,6 +177,13 @@ def test_hdr_tags_and_mastering_display_are_kept(tmp_path: Path) -> None:
     original, written = hdr_of(src), hdr_of(tmp_path / "out.mp4")
     assert original[3] is not None and original[4] is not None
     assert written == original and written[:3] == (16, 9, "yuv420p10le")
+    vidgen.run(src, tmp_path / "x265.mp4", encode=vidgen.EncodeSettings(codec="libx265"))
+    assert hdr_of(tmp_path / "x265.mp4") == original
+    messages: list[str] = []
+    engine.run(src, tmp_path / "ffv1.mkv", [], encode=vidgen.EncodeSettings(codec="ffv1"), log=messages.append)
+    assert messages == ["warning: HDR mastering display / content light level metadata not carried: ffv1 cannot "
+                        "take it (libx264 and libx265 can)"]
+    assert hdr_of(tmp_path / "ffv1.mkv")[:2] == (16, 9)
 
 
 def test_tags_chapters_and_attachments_are_copied_where_the_output_holds_them(tmp_path: Path) -> None:

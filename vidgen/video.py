@@ -35,12 +35,35 @@ def open_video(path: str | os.PathLike) -> av.container.InputContainer:
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except av.FFmpegError as exc:
-        raise VidgenError(f"{path}: not a readable video ({_describe_av_error(exc)})") from None
+        raise VidgenError(f"{path}: not a readable video ({_describe_av_error(exc)}){_mp4_hint(path)}") from None
     if not container.streams.video:
         kinds = sorted({s.type for s in container.streams}) or ["no streams"]
         container.close()
         raise VidgenError(f"{path}: has no video stream (found: {', '.join(kinds)})")
     return container
+
+
+def _mp4_hint(path: Path) -> str:
+    """Why an MP4/MOV that FFmpeg cannot open is unreadable, told from its top-level boxes: the index
+    (moov box) is missing, as in a recording cut off before it was finished, or damaged."""
+    boxes = set()
+    with path.open("rb") as file:
+        for _ in range(1000):
+            header = file.read(8)
+            if len(header) < 8:
+                break
+            size, kind = int.from_bytes(header[:4], "big"), header[4:]
+            if size == 1:
+                size = int.from_bytes(file.read(8), "big") - 8
+            if size < 8 or not kind.isalpha():
+                break
+            boxes.add(kind)
+            file.seek(size - 8, os.SEEK_CUR)
+    if b"mdat" in boxes and b"moov" not in boxes:
+        return "; an MP4 without its index (moov box), as when a recording is cut off: FFmpeg cannot read it either"
+    if b"moov" in boxes:
+        return "; its MP4 index (moov box) is damaged: FFmpeg cannot read it either"
+    return ""
 
 
 def bit_depth(pix_fmt: str | None) -> int:
@@ -106,10 +129,12 @@ class VideoInfo:
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:
-    """Describe the video at `path`, counting its frames by demuxing."""
+    """Describe the video at `path`: size, pixel format, colour and rotation of its first decodable
+    picture, and its frames counted by demuxing (up to where a damaged file cannot be read further)."""
+    reader = VideoReader(path)
+    reader.close()
     with open_video(path) as container:
         stream = container.streams.video[0]
-        ctx = stream.codec_context
         streams = []
         for s in container.streams:
             entry = {"index": s.index, "type": s.type, "codec": s.codec_context.name if s.codec_context else None}
@@ -118,33 +143,26 @@ def probe(path: str | os.PathLike) -> VideoInfo:
             if s.metadata.get("language"):
                 entry["language"] = s.metadata["language"]
             streams.append(entry)
-        frame_count, rotation, colour = 0, 0, Colour.of(ctx)
+        frame_count = 0
         try:
             for packet in container.demux(stream):
-                if packet.size:
-                    frame_count += 1
-            container.seek(0)
-            stream.thread_type = "AUTO"
-            for frame in container.decode(stream):
-                rotation, colour = int(frame.rotation or 0), Colour.of(frame)
-                break
-        except av.FFmpegError as exc:
-            raise VidgenError(f"{path}: cannot read video packets ({_describe_av_error(exc)})") from None
+                frame_count += bool(packet.size)
+        except av.FFmpegError:
+            pass  # the rest cannot be read (as `vidgen run` reports); the count is of what can
         duration = float(container.duration / av.time_base) if container.duration else None
-        rate = stream.average_rate or stream.guessed_rate or 0
         return VideoInfo(
             path=str(path),
             container=container.format.name,
             duration=duration,
-            width=ctx.width,
-            height=ctx.height,
-            fps=float(rate),
+            width=reader.width,
+            height=reader.height,
+            fps=float(reader.rate),
             frame_count=frame_count,
-            codec=ctx.name,
-            pix_fmt=ctx.format.name if ctx.format else "unknown",
-            bit_depth=bit_depth(ctx.format.name if ctx.format else None),
-            rotation=rotation,
-            colour=colour.names(),
+            codec=stream.codec_context.name,
+            pix_fmt=reader.pix_fmt,
+            bit_depth=bit_depth(reader.pix_fmt),
+            rotation=reader.rotation,
+            colour=reader.colour.names(),
             streams=streams,
         )
 
