@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import Iterator
 
 import av
 import numpy as np
@@ -15,6 +16,7 @@ from hostile import (CORPUS, FONT, HEIGHT, WIDTH, Hostile, cut_mask_video, damag
 
 import vidgen
 from vidgen import VidgenError, engine
+from vidgen.video import VideoReader
 
 TIMEOUT = 30  # seconds; every kind takes well under 2 s here
 
@@ -216,3 +218,24 @@ def test_data_streams_and_timecodes_are_copied_or_named(tmp_path: Path) -> None:
     with av.open(str(tmp_path / "tc-out.mp4")) as container:
         assert container.streams.video[0].metadata.get("timecode") == "01:00:00:00"
     assert len(messages) == 1
+
+
+def test_a_demuxer_error_ends_reading_after_the_frames_before_it(clip: Path) -> None:
+    """FFmpeg's demuxers mostly end at damage as at a normal end; an error (e.g. EIO from a failing
+    disk) ends reading too, after the frames the decoder still holds, and is noted."""
+    reader = VideoReader(clip)
+
+    def failing_after_six(packets: Iterator[av.Packet]) -> Iterator[av.Packet]:
+        for count, packet in enumerate(packets):
+            if count == 6:
+                raise av.error.OSError(5, "Input/output error")
+            yield packet
+
+    reader._packets = failing_after_six(reader._packets)
+    try:
+        frames = [frame.index for frame in reader.frames(rgb=False)]
+    finally:
+        reader.close()
+    assert frames == list(range(len(frames))) and 6 <= len(frames) < 12  # some packets were read on opening
+    [warning] = reader.warnings()
+    assert warning.startswith(f"{clip} is damaged: reading stopped early (") and "(Input/output error))" in warning

@@ -101,18 +101,22 @@ class Segment:
 
 def frame_layout(src: str | os.PathLike) -> tuple[list[int], list[int]] | None:
     """The pts of every frame in presentation order and the presentation indices of the keyframes,
-    read from the packets (no decoding); None when a packet has no pts (the video is not split)."""
+    read from the packets (no decoding); None when a packet has no pts or the demuxer cannot read to the
+    end (the video is not split: one worker reads it as `engine.run` does, damage included)."""
     with open_video(src) as container:
         stream = container.streams.video[0]
         pts, keyframe_pts = [], []
-        for packet in container.demux(stream):
-            if not packet.size or packet.is_discard:  # discarded packets (edit lists) decode to no frame
-                continue
-            if packet.pts is None:
-                return None
-            pts.append(packet.pts)
-            if packet.is_keyframe:
-                keyframe_pts.append(packet.pts)
+        try:
+            for packet in container.demux(stream):
+                if not packet.size or packet.is_discard:  # discarded packets (edit lists) decode to no frame
+                    continue
+                if packet.pts is None:
+                    return None
+                pts.append(packet.pts)
+                if packet.is_keyframe:
+                    keyframe_pts.append(packet.pts)
+        except av.FFmpegError:
+            return None
     pts.sort()
     position = {value: index for index, value in enumerate(pts)}
     if len(position) != len(pts):
