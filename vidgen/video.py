@@ -221,9 +221,11 @@ class Damage:
         parts = []
         for kind, places in self.places.items():
             count = max(self.lost_frames, len(places)) if kind == "lost" else len(places)
-            if count:
-                shown = ", ".join(places[:4]) + (", ..." if len(places) > 4 else "")
-                parts.append(("" if kind in ("stopped", "missing") else f"{count} ") + DAMAGE_KINDS[kind] + (f" ({shown})" if shown else ""))
+            if not count:
+                continue
+            shown = ", ".join(places[:4]) + (", ..." if len(places) > 4 else "")
+            counted = "" if kind in ("stopped", "missing") else f"{count} "  # their place says how much
+            parts.append(counted + DAMAGE_KINDS[kind] + (f" ({shown})" if shown else ""))
         return f"{self.path} is damaged: " + "; ".join(parts)
 
 
@@ -265,7 +267,7 @@ class VideoReader:
         if first is None:
             self.container.close()
             raise VidgenError(f"{self.path}: no video frame could be decoded{self._why_nothing()}")
-        self._pending: list[av.VideoFrame] = [first]
+        self._first: av.VideoFrame | None = first  # given out first by `frames()`
         self.width, self.height = first.width, first.height
         self.pix_fmt = first.format.name
         self.deep = bit_depth(self.pix_fmt) > 8
@@ -328,12 +330,12 @@ class VideoReader:
         fmt = "rgb48le" if self.deep else "rgb24"
         step = max(1, round(1 / (self.rate * self.time_base)))
         while True:
-            if self._pending:
-                frame = self._pending.pop(0)
+            if self._first is not None:
+                frame, self._first = self._first, None
             else:
                 frame = next(self._pictures, None)
-                if frame is None:
-                    return
+            if frame is None:
+                return
             pts = frame.pts
             if pts is None:  # no timestamp (e.g. a raw stream): the next one at the nominal rate
                 pts = 0 if self._last_pts is None else self._last_pts + step
@@ -367,7 +369,7 @@ class VideoReader:
             self.container.seek(pts, stream=self.stream, backward=True, any_frame=False)
         except av.FFmpegError as exc:
             raise VidgenError(f"{self.path}: cannot seek to pts {pts} ({_describe_av_error(exc)})") from None
-        self._pending.clear()
+        self._first = None
         self._last_pts = None
         self._packets_sent = self._frames_out = 0
         self._sought = True
