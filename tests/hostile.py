@@ -73,6 +73,21 @@ def damaged(src: Path, dst: Path, change: Callable[[bytearray], None]) -> Path:
     return dst
 
 
+def keep_first(fraction: float) -> Callable[[bytearray], None]:
+    """A change to a file's bytes that cuts it after `fraction` of them."""
+    def change(data: bytearray) -> None:
+        del data[int(len(data) * fraction):]
+    return change
+
+
+def data_packet(stream: av.stream.Stream, index: int) -> av.Packet:
+    """The `index`-th packet of a 25 fps KLV data stream: 16 bytes 0..15."""
+    packet = av.Packet(bytes(range(16)))
+    packet.stream, packet.time_base = stream, Fraction(1, 90000)
+    packet.pts = packet.dts = index * 3600
+    return packet
+
+
 def flip_bytes(data: bytearray, count: int, start: int, end: int, seed: int = 0) -> None:
     rng = random.Random(seed)
     for _ in range(count):
@@ -161,7 +176,9 @@ def damaged_audio(folder: Path) -> Path:
 
 
 def cut_header(folder: Path) -> Path:
-    return damaged(base_clip(folder), folder / "cut-header.mp4", lambda data: data.__delitem__(slice(0, 1000)))
+    def change(data: bytearray) -> None:
+        del data[:1000]
+    return damaged(base_clip(folder), folder / "cut-header.mp4", change)
 
 
 def truncated_index_at_end(folder: Path) -> Path:
@@ -172,13 +189,13 @@ def truncated_index_at_end(folder: Path) -> Path:
 
 
 def truncated_before_index(folder: Path) -> Path:
-    return damaged(base_clip(folder), folder / "cut-mdat.mp4", lambda data: data.__delitem__(slice(len(data) // 2, None)))
+    return damaged(base_clip(folder), folder / "cut-mdat.mp4", keep_first(0.5))
 
 
 def truncated_faststart(folder: Path) -> Path:
     """Index first (as for streaming), media data cut at 60%."""
     fast = remux(base_clip(folder), folder / "fast.mp4", options={"movflags": "faststart"})
-    return damaged(fast, folder / "cut-faststart.mp4", lambda data: data.__delitem__(slice(len(data) * 3 // 5, None)))
+    return damaged(fast, folder / "cut-faststart.mp4", keep_first(0.6))
 
 
 def huge_frame_size(folder: Path) -> Path:
@@ -249,15 +266,13 @@ def data_only(folder: Path) -> Path:
     with av.open(str(path), "w") as container:
         stream = container.add_data_stream("klv")
         for index in range(5):
-            packet = av.Packet(bytes(range(16)))
-            packet.stream, packet.time_base, packet.pts, packet.dts = stream, Fraction(1, 90000), index * 3600, index * 3600
-            container.mux(packet)
+            container.mux(data_packet(stream, index))
     return path
 
 
 def truncated_transport_stream(folder: Path) -> Path:
     ts = remux(base_clip(folder), folder / "clip.ts", fmt="mpegts")
-    return damaged(ts, folder / "cut.ts", lambda data: data.__delitem__(slice(len(data) * 2 // 3, None)))
+    return damaged(ts, folder / "cut.ts", keep_first(2 / 3))
 
 
 def flips_in_transport_stream(folder: Path) -> Path:
@@ -267,7 +282,7 @@ def flips_in_transport_stream(folder: Path) -> Path:
 
 def truncated_matroska(folder: Path) -> Path:
     mkv = remux(base_clip(folder), folder / "clip.mkv", fmt="matroska")
-    return damaged(mkv, folder / "cut.mkv", lambda data: data.__delitem__(slice(len(data) * 2 // 3, None)))
+    return damaged(mkv, folder / "cut.mkv", keep_first(2 / 3))
 
 
 def flips_in_matroska(folder: Path) -> Path:
@@ -293,7 +308,7 @@ def cut_mask_video(folder: Path) -> Path:
     mask = np.zeros((8, HEIGHT, WIDTH, 3), np.uint8)
     mask[:, 10:20, 10:30] = 255
     whole = write_clip(folder / "whole-mask.mp4", mask, options={"g": "4"})
-    damaged(whole, folder / "mask.mp4", lambda data: data.__delitem__(slice(len(data) // 2, None)))
+    damaged(whole, folder / "mask.mp4", keep_first(0.5))
     return base_clip(folder, "masked.mp4", audio=False, frames=8)
 
 

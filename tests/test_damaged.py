@@ -11,8 +11,8 @@ import av
 import numpy as np
 import pytest
 from clips import audio_digest, decode, moving_pattern
-from hostile import (CORPUS, FONT, HEIGHT, WIDTH, Hostile, cut_mask_video, damaged_audio, garbage_in_the_middle,
-                     resolution_change, run_cli, truncated_before_index, truncated_faststart)
+from hostile import (CORPUS, FONT, HEIGHT, WIDTH, Hostile, cut_mask_video, damaged_audio, data_packet,
+                     garbage_in_the_middle, resolution_change, run_cli, truncated_before_index, truncated_faststart)
 
 import vidgen
 from vidgen import VidgenError, engine
@@ -53,7 +53,8 @@ def test_a_damaged_mask_video_is_one_error_line(tmp_path: Path) -> None:
 
 
 def test_an_mp4_cut_before_its_index_is_explained(tmp_path: Path) -> None:
-    with pytest.raises(VidgenError, match=r"not a readable video .*an MP4 without its index \(moov box\)"):
+    cut_off = r"not a readable video .*its MP4 index \(moov box\) is missing, as when a recording is cut off"
+    with pytest.raises(VidgenError, match=cut_off):
         vidgen.probe(truncated_before_index(tmp_path))
 
 
@@ -123,9 +124,8 @@ def write_tagged_clip(path: Path, fmt: str | None = None, *, sar: Fraction | Non
         if tags:
             container.metadata["title"] = "A hostile title"
             audio.metadata["language"] = "fra"
-            container.set_chapters([
-                {"id": n, "start": 5 * (n - 1), "end": 5 * n, "time_base": Fraction(1, 25), "metadata": {"title": f"Part {n}"}}
-                for n in (1, 2)])
+            container.set_chapters([{"id": n, "start": 5 * (n - 1), "end": 5 * n, "time_base": Fraction(1, 25),
+                                     "metadata": {"title": f"Part {n}"}} for n in (1, 2)])
         data = container.add_data_stream("klv") if klv else None
         if font:
             container.add_attachment("font.ttf", "font/ttf", FONT)
@@ -137,9 +137,7 @@ def write_tagged_clip(path: Path, fmt: str | None = None, *, sar: Fraction | Non
             sound.sample_rate, sound.pts = 48000, index * 1920
             container.mux(audio.encode(sound))
             if data is not None:
-                packet = av.Packet(bytes(range(16)))
-                packet.stream, packet.time_base, packet.pts, packet.dts = data, Fraction(1, 90000), index * 3600, index * 3600
-                container.mux(packet)
+                container.mux(data_packet(data, index))
         container.mux(video.encode(None))
         container.mux(audio.encode(None))
     return path

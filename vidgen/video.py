@@ -46,23 +46,23 @@ def open_video(path: str | os.PathLike) -> av.container.InputContainer:
 def _mp4_hint(path: Path) -> str:
     """Why an MP4/MOV that FFmpeg cannot open is unreadable, told from its top-level boxes: the index
     (moov box) is missing, as in a recording cut off before it was finished, or damaged."""
-    boxes = set()
+    boxes, end = set(), path.stat().st_size
     with path.open("rb") as file:
-        for _ in range(1000):
+        while file.tell() < end and len(boxes) < 1000:
             header = file.read(8)
-            if len(header) < 8:
-                break
             size, kind = int.from_bytes(header[:4], "big"), header[4:]
-            if size == 1:
+            if size == 1:  # a 64-bit size follows
                 size = int.from_bytes(file.read(8), "big") - 8
             if size < 8 or not kind.isalpha():
                 break
             boxes.add(kind)
             file.seek(size - 8, os.SEEK_CUR)
-    if b"mdat" in boxes and b"moov" not in boxes:
-        return "; an MP4 without its index (moov box), as when a recording is cut off: FFmpeg cannot read it either"
+        complete = file.tell() >= end  # past the end: the last box was cut off
     if b"moov" in boxes:
         return "; its MP4 index (moov box) is damaged: FFmpeg cannot read it either"
+    if b"mdat" in boxes:
+        where = "is missing, as when a recording is cut off" if complete else "after the media data is damaged"
+        return f"; its MP4 index (moov box) {where}: FFmpeg cannot read it either"
     return ""
 
 
@@ -184,7 +184,8 @@ DAMAGE_KINDS = {
     "dropped": "frame(s) dropped (timestamp not after the previous frame's)",
     "stopped": "reading stopped early",
     "missing": "frames that the header lists not found",
-    "copy-dropped": "audio/subtitle packet(s) left out (timestamp not after the previous one's, or refused by the muxer)",
+    "copy-dropped": "audio/subtitle packet(s) left out (timestamp not after the previous one's, or refused "
+                    "by the muxer)",
     "copy-stopped": "copying audio/subtitles stopped early",
 }
 
@@ -547,9 +548,10 @@ class VideoWriter:
             if in_stream.type == "data":
                 if self._is_mp4_chapter_or_timecode_track(in_stream, bool(chapters)):
                     continue  # the muxer writes them again from the chapters and the video's timecode tag
-                if self.container.format.name not in self.copy_source.format.name.split(","):
+                output_format = self.container.format.name
+                if output_format not in self.copy_source.format.name.split(","):
                     dropped.append(f"#{in_stream.index} data ({in_stream.name or 'unknown codec'}): data streams "
-                                   f"are copied only into their own kind of container, not {self.container.format.name}")
+                                   f"are copied only into their own kind of container, not {output_format}")
                     continue
             if in_stream.type == "attachment" and self.container.format.name != "matroska":
                 dropped.append(f"#{in_stream.index} {describe_stream(in_stream)} "
