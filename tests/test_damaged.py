@@ -15,8 +15,9 @@ from hostile import (CORPUS, FONT, HEIGHT, WIDTH, Hostile, cut_mask_video, damag
                      garbage_in_the_middle, resolution_change, run_cli, truncated_before_index, truncated_faststart)
 
 import vidgen
-from vidgen import VidgenError, engine
-from vidgen.video import VideoReader
+from vidgen import FrameGroup, Processor, VidgenError, engine
+from vidgen.metrics import psnr
+from vidgen.video import VideoReader, VideoWriter
 
 TIMEOUT = 30  # seconds; every kind takes well under 2 s here
 
@@ -237,3 +238,51 @@ def test_a_demuxer_error_ends_reading_after_the_frames_before_it(clip: Path) -> 
     assert frames == list(range(len(frames))) and 6 <= len(frames) < 12  # some packets were read on opening
     [warning] = reader.warnings()
     assert warning.startswith(f"{clip} is damaged: reading stopped early (") and "(Input/output error))" in warning
+
+
+def test_audio_copy_survives_a_bad_timestamp_and_a_demuxer_error(clip: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copied packet whose timestamp repeats is left out (the muxer would refuse it) and a demuxer
+    error ends the copying; the video is complete and both are in the one warning."""
+    open_copies = VideoWriter._open_copies
+
+    def with_damaged_copies(self: VideoWriter) -> None:
+        open_copies(self)
+        self.copy_packets = repeat_third_then_fail(self.copy_packets)
+
+    def repeat_third_then_fail(packets: Iterator[av.Packet]) -> Iterator[av.Packet]:
+        for count, packet in enumerate(packets):
+            if count == 6:
+                raise av.error.OSError(5, "Input/output error")
+            yield packet
+            if count == 2:
+                yield packet
+
+    monkeypatch.setattr(VideoWriter, "_open_copies", with_damaged_copies)
+    messages: list[str] = []
+    out = tmp_path / "out.mp4"
+    assert engine.run(clip, out, [], log=messages.append).frames == 12
+    with av.open(str(out)) as container:
+        assert sum(1 for p in container.demux(audio=0) if p.size) == 6
+    [warning] = messages
+    assert "1 audio/subtitle packet(s) left out" in warning and "timestamp" in warning
+    assert "copying audio/subtitles stopped early" in warning and "Input/output error" in warning
+
+
+class Identity(Processor):
+    """Returns its core frames unchanged, in groups of 4 with one frame of context on each side."""
+
+    name = "identity"
+    group_size, context = 4, (1, 1)
+
+    def process(self, group: FrameGroup) -> FrameGroup:
+        return group.with_frames(group.core_frames)
+
+
+def test_damaged_input_through_a_processor_keeps_the_decoded_frames_and_pts(tmp_path: Path) -> None:
+    src = garbage_in_the_middle(tmp_path)
+    engine.run(src, tmp_path / "plain.mp4", [], log=lambda message: None)
+    engine.run(src, tmp_path / "processed.mp4", [Identity()], device="cpu", log=lambda message: None)
+    plain, processed = decode(tmp_path / "plain.mp4"), decode(tmp_path / "processed.mp4")
+    assert processed[1] == plain[1]
+    assert psnr(plain[0], processed[0]) > 35
