@@ -184,8 +184,7 @@ DAMAGE_KINDS = {
     "dropped": "frame(s) dropped (timestamp not after the previous frame's)",
     "stopped": "reading stopped early",
     "missing": "frames that the header lists not found",
-    "copy-dropped": "audio/subtitle packet(s) left out (timestamp not after the previous one's, or refused "
-                    "by the muxer)",
+    "copy-dropped": "audio/subtitle packet(s) the muxer refused, left out",
     "copy-stopped": "copying audio/subtitles stopped early",
 }
 
@@ -225,7 +224,7 @@ class Damage:
             if not count:
                 continue
             shown = ", ".join(places[:4]) + (", ..." if len(places) > 4 else "")
-            counted = "" if kind in ("stopped", "missing") else f"{count} "  # their place says how much
+            counted = "" if kind in ("stopped", "missing", "copy-stopped") else f"{count} "  # said by the place
             parts.append(counted + DAMAGE_KINDS[kind] + (f" ({shown})" if shown else ""))
         return f"{self.path} is damaged: " + "; ".join(parts)
 
@@ -463,7 +462,6 @@ class VideoWriter:
         self.copy_source = av.open(str(source.path), metadata_errors="ignore") if copy_streams else None
         self.copy_packets: Iterator[av.Packet] | None = None
         self.pending: av.Packet | None = None
-        self.last_copied: dict[int, int] = {}  # stream index → time of the last packet copied
         self.pad = (0, 0)
 
     def _open(self, width: int, height: int) -> None:
@@ -531,8 +529,8 @@ class VideoWriter:
             target.disposition = int(source.disposition)
 
     def _open_copies(self) -> None:
-        """Copy the container's tags and chapters, and add an output stream for each stream of the source
-        that is neither its first video stream nor empty of meaning for the output (none without
+        """Copy the container's tags and chapters, and add an output stream for every other stream of the
+        source but MP4 chapter and timecode tracks, which the muxer writes again (none of it without
         `copy_streams`); the streams the output container cannot hold are named in one warning."""
         if self.copy_source is None:
             return
@@ -648,9 +646,9 @@ class VideoWriter:
     def _mux_copies_until(self, seconds: Fraction | None) -> None:
         """Mux copied packets whose time is before `seconds` (all of them when None).
 
-        As FFmpeg's stream copy, packets go out as they are, damaged or not; a packet whose timestamp is
-        not after its stream's previous one is left out (the muxer would refuse it), and a demuxer error
-        ends the copying; both are noted in the source's `damage`.
+        As FFmpeg's stream copy, packets go out as they are, damaged or not; a packet the muxer refuses
+        (e.g. its timestamp goes backwards) is left out, and a demuxer error ends the copying; both are
+        noted in the source's `damage`.
         """
         if self.copy_packets is None:
             return
@@ -673,16 +671,10 @@ class VideoWriter:
             if packet.size == 0:
                 continue
             index = packet.stream.index
-            if time is not None:
-                last = self.last_copied.get(index)
-                if last is not None and time <= last:
-                    damage.note("copy-dropped", f"stream #{index} at {float(time * packet.time_base):.2f} s: timestamp")
-                    continue
-                self.last_copied[index] = time
             packet.stream = self.copies[index]
             try:
                 self.container.mux(packet)
-            except av.FFmpegError as exc:  # e.g. a damaged ADTS header the AAC-to-MP4 filter cannot take
+            except av.FFmpegError as exc:  # a timestamp going backwards, an ADTS header the AAC filter refuses
                 damage.note("copy-dropped", f"stream #{index} at {float((time or 0) * packet.time_base):.2f} s: "
                                             f"{_describe_av_error(exc)}")
 
