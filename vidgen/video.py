@@ -255,6 +255,7 @@ class VideoReader:
         self.decoded_frames = 0
         self.resized_frames = 0
         self._last_pts: int | None = None
+        self._packets_read = 0  # video packets from the demuxer, its end marker left out
         self._packets_sent = self._frames_out = 0  # video packets given to the decoder, frames it gave back
         self._sought = False
         self._packets = self.container.demux(self.stream)
@@ -291,18 +292,23 @@ class VideoReader:
     def _decode(self) -> Iterator[av.VideoFrame]:
         """Every frame the decoder gives, with broken packets skipped and an unreadable rest noted.
 
-        The demuxer ends with an empty packet that flushes the decoder; a demuxer error ends reading
-        as it does in FFmpeg, after flushing the frames the decoder still holds.
+        Reading ends, as in FFmpeg, at the end of the file or at a demuxer error, after flushing the
+        frames the decoder still holds. Empty packets (the demuxer's end marker, AVI's dropped frames)
+        are not given to the decoder, which would take them for the end.
         """
         while True:
             try:
                 packet = next(self._packets)
             except StopIteration:
-                break
+                packet = None
             except av.FFmpegError as exc:
                 self.damage.note("stopped", f"{self._position()} ({_describe_av_error(exc)})")
                 packet = None
-            if packet is not None and packet.size:
+            if packet is not None:
+                if packet.size or packet.pts is not None:
+                    self._packets_read += 1
+                if not packet.size:
+                    continue
                 self._packets_sent += 1
             try:
                 frames = self.stream.decode(packet)
@@ -311,13 +317,13 @@ class VideoReader:
                 frames = []
             self._frames_out += len(frames)
             yield from frames
-            if packet is None or not packet.size:
+            if packet is None:
                 break
         if any(self.damage.places[kind] for kind in ("lost", "concealed", "stopped")):
             self.damage.lose(self._packets_sent - self._frames_out)
         listed = self.stream.frames
-        if listed > self._packets_sent and not self._sought:
-            self.damage.note("missing", f"{listed - self._packets_sent} of {listed}")
+        if listed > self._packets_read and not self._sought:
+            self.damage.note("missing", f"{listed - self._packets_read} of {listed}")
 
     def _position(self, packet: av.Packet | None = None) -> str:
         """Where reading is, in seconds: `packet`'s time, else just after the last frame decoded."""
@@ -371,7 +377,7 @@ class VideoReader:
             raise VidgenError(f"{self.path}: cannot seek to pts {pts} ({_describe_av_error(exc)})") from None
         self._first = None
         self._last_pts = None
-        self._packets_sent = self._frames_out = 0
+        self._packets_read = self._packets_sent = self._frames_out = 0
         self._sought = True
 
     def close(self) -> None:
