@@ -287,3 +287,23 @@ def test_damaged_input_through_a_processor_keeps_the_decoded_frames_and_pts(tmp_
     plain, processed = decode(tmp_path / "plain.mp4"), decode(tmp_path / "processed.mp4")
     assert processed[1] == plain[1]
     assert psnr(plain[0], processed[0]) > 35
+
+
+def test_an_empty_packet_mid_stream_does_not_end_decoding(clip: Path) -> None:
+    """An empty packet (AVI writes one per dropped frame) would tell the decoder the stream has ended."""
+    reader = VideoReader(clip)
+
+    def with_an_empty_packet(packets: Iterator[av.Packet]) -> Iterator[av.Packet]:
+        for count, packet in enumerate(packets):
+            if count == 2:
+                empty = av.Packet(b"")
+                empty.pts = packet.pts
+                yield empty
+            yield packet
+
+    reader._packets = with_an_empty_packet(reader._packets)
+    try:
+        assert [frame.index for frame in reader.frames(rgb=False)] == list(range(12))
+    finally:
+        reader.close()
+    assert reader.warnings() == []
