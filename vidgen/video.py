@@ -278,8 +278,10 @@ class VideoReader:
                               if str(sd.type).endswith(("MASTERING_DISPLAY_METADATA", "CONTENT_LIGHT_LEVEL"))}
         ctx = self.stream.codec_context
         self.sample_aspect_ratio: Fraction | None = self.stream.sample_aspect_ratio or ctx.sample_aspect_ratio or None
-        interlaced = first.interlaced_frame or int(ctx.field_order) >= 2
-        self.field_order = int(ctx.field_order) if interlaced else 0  # FFmpeg's AVFieldOrder; 0 progressive
+        # FFmpeg's AVFieldOrder (2-5: interlaced, in four orders), or 0 for progressive pictures; interlaced
+        # pictures from a stream that states no order are taken as top field first (4), the common case
+        order = int(ctx.field_order)
+        self.field_order = order if order >= 2 else 4 if first.interlaced_frame else 0
 
     def _why_nothing(self) -> str:
         skipped, stopped = self.damage.places["lost"], self.damage.places["stopped"]
