@@ -224,14 +224,15 @@ def _run_with_watchdog(src: Path, dst: Path, processors: list[Processor], second
     return outcome[0]
 
 
+@pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize("side", ["decode", "compute", "encode", "encode-vanishes", "decode-vanishes"])
-def test_a_failing_thread_ends_the_run_under_full_queues(side: str, tmp_path: Path,
+def test_a_failing_thread_ends_the_run_under_full_queues(side: str, seed: int, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """Whichever thread fails (an exception, or a thread that just ends), at a random frame and with the
     queues full, the run ends within seconds with that error and leaves nothing at the output path."""
     monkeypatch.setattr(engine, "QUEUE_FRAMES", 2)
     src = write_clip(tmp_path / "in.mp4", moving_pattern(30, 64, 48))
-    fail_at = random.Random(side).randrange(3, 27)
+    fail_at = random.Random(f"{side}{seed}").randrange(3, 27)
     original_frames, original_write = VideoReader.frames, VideoWriter.write
 
     def failing_frames(self: VideoReader, rgb: bool = True) -> Iterator[DecodedFrame]:
