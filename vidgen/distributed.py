@@ -22,7 +22,7 @@ import torch
 
 from vidgen.engine import check_output_path, encodable_frames, prepare_processors, temporary_output
 from vidgen.engine import run as run_pipeline
-from vidgen.errors import VidgenError
+from vidgen.errors import UndecodableSegmentError, VidgenError
 from vidgen.plugins import get_processor_class
 from vidgen.processor import Processor
 from vidgen.video import DecodedFrame, EncodeSettings, VideoReader, VideoWriter, open_video
@@ -175,7 +175,7 @@ class ChainWorker:
                     writer.write(image, pts, index)
                     written += 1
             if written != segment.frames:
-                raise VidgenError(f"{src}: segment {segment.start}-{segment.stop - 1} gave {written} frames, "
+                raise UndecodableSegmentError(f"{src}: segment {segment.start}-{segment.stop - 1} gave {written} frames, "
                                   f"{segment.frames} expected")
             writer.close()
             writer = None
@@ -198,7 +198,8 @@ def segment_frames(reader: VideoReader, segment: Segment, rgb: bool) -> Iterator
         if index is None or index < segment.warmup_start:
             continue  # before the frames this segment needs (or a leading frame of an open GOP)
         if index != expected:
-            raise VidgenError(f"{reader.path}: frame {expected} could not be decoded after seeking (got {index})")
+            raise UndecodableSegmentError(f"{reader.path}: frame {expected} could not be decoded after seeking "
+                                          f"(got {index})")
         yield replace(item, index=index)
         expected += 1
         if expected == segment.decode_stop:
@@ -265,6 +266,7 @@ class _Job:
     folder: Path | None = None
     pending: int = 0
     started: float = 0.0
+    read_whole: bool = False  # a segment could not be decoded: process the video whole once its tasks are done
 
 
 def connect(address: str | None, log_to_driver: bool = True) -> bool:
@@ -382,8 +384,9 @@ def _schedule(ray: Any, jobs: list[_Job], actors: list[Any], encode: EncodeSetti
     while queue or running:
         while queue and idle:
             job, segment, part = queue.pop(0)
-            if job.outcome.error is not None:  # an earlier segment failed: skip the rest of this video
-                _settle(job, encode, log)
+            if job.outcome.error is not None or job.read_whole:  # an earlier segment failed: skip the rest
+                if _settle(job, encode, log):
+                    queue.append((job, None, job.parts[0]))
                 continue
             actor = idle.pop()
             if not job.started:
@@ -406,17 +409,27 @@ def _schedule(ray: Any, jobs: list[_Job], actors: list[Any], encode: EncodeSetti
         except Exception as exc:  # the processor's or decoder's error, raised inside the worker
             idle.append(actor)
             cause = getattr(exc, "cause", None) or exc
-            job.outcome.error = job.outcome.error or (str(cause) if isinstance(cause, VidgenError)
-                                                      else f"{type(cause).__name__}: {cause}")
-        _settle(job, encode, log)
+            if isinstance(cause, UndecodableSegmentError) and job.segments:
+                job.read_whole = True
+            else:
+                job.outcome.error = job.outcome.error or (str(cause) if isinstance(cause, VidgenError)
+                                                          else f"{type(cause).__name__}: {cause}")
+        if _settle(job, encode, log):
+            queue.append((job, None, job.parts[0]))
 
 
-def _settle(job: _Job, encode: EncodeSettings, log: Log) -> None:
-    """Count one task of `job` as done; after its last, move or join the result into place and time it."""
+def _settle(job: _Job, encode: EncodeSettings, log: Log) -> bool:
+    """Count one task of `job` as done; after its last, move or join the result into place and time it.
+    True when the video must now be processed whole (a segment could not be decoded): `job` then holds
+    one task, for its only part."""
     job.pending -= 1
     if job.pending:
-        return
+        return False
     outcome = job.outcome
+    if job.read_whole and outcome.error is None:
+        job.read_whole, job.segments, job.pending, outcome.frames = False, [], 1, 0
+        job.parts = [job.folder / f"whole{job.parts[0].suffix}"]
+        return True
     if outcome.error is None:
         try:
             if job.segments:
