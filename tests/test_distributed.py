@@ -99,7 +99,7 @@ def test_a_crashed_worker_is_restarted_and_its_segment_retried(local_ray: None, 
     assert decode(tmp_path / "out.mp4")[1] == decode(src)[1]
 
 
-def test_a_damaged_video_whose_segments_cannot_be_decoded_is_processed_whole(local_ray: None, tmp_path: Path) -> None:
+def test_a_damaged_video_is_processed_whole_when_its_segments_cannot_be(local_ray: None, tmp_path: Path) -> None:
     """Segments are cut by packets; frames lost to damage make a segment come up short, so the video is
     processed whole on one worker instead, exactly as a local run does."""
     src = garbage_in_the_middle(tmp_path)

@@ -175,8 +175,8 @@ class ChainWorker:
                     writer.write(image, pts, index)
                     written += 1
             if written != segment.frames:
-                raise UndecodableSegmentError(f"{src}: segment {segment.start}-{segment.stop - 1} gave {written} frames, "
-                                  f"{segment.frames} expected")
+                raise UndecodableSegmentError(f"{src}: segment {segment.start}-{segment.stop - 1} gave {written} "
+                                              f"frames, {segment.frames} expected")
             writer.close()
             writer = None
             return written
