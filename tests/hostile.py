@@ -280,6 +280,14 @@ def flips_in_transport_stream(folder: Path) -> Path:
     return damaged(ts, folder / "flips.ts", lambda data: flip_bytes(data, 50, 2000, len(data), seed=5))
 
 
+def joined_transport_streams(folder: Path) -> Path:
+    """Two MPEG-TS recordings joined byte by byte (`cat a.ts b.ts`): the timestamps start again halfway."""
+    ts = remux(base_clip(folder), folder / "clip.ts", fmt="mpegts")
+    path = folder / "joined.ts"
+    path.write_bytes(ts.read_bytes() * 2)
+    return path
+
+
 def truncated_matroska(folder: Path) -> Path:
     mkv = remux(base_clip(folder), folder / "clip.mkv", fmt="matroska")
     return damaged(mkv, folder / "cut.mkv", keep_first(2 / 3))
@@ -352,6 +360,7 @@ CORPUS = [
     Hostile("data stream only (KLV in MPEG-TS)", data_only, False),
     Hostile("MPEG-TS truncated", truncated_transport_stream, True),
     Hostile("MPEG-TS with 50 byte flips", flips_in_transport_stream, True),
+    Hostile("two MPEG-TS files joined (timestamps start again)", joined_transport_streams, True),
     Hostile("Matroska truncated (no index)", truncated_matroska, True),
     Hostile("Matroska with 50 byte flips", flips_in_matroska, True),
     Hostile("raw H.264 without timestamps", raw_stream_without_timestamps, True),

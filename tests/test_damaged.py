@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from clips import audio_digest, decode, moving_pattern
 from hostile import (CORPUS, FONT, HEIGHT, WIDTH, Hostile, cut_mask_video, damaged_audio, data_packet,
-                     garbage_in_the_middle, resolution_change, run_cli, truncated_before_index, truncated_faststart)
+                     garbage_in_the_middle, joined_transport_streams, resolution_change, run_cli,
+                     truncated_before_index, truncated_faststart)
 
 import vidgen
 from vidgen import FrameGroup, Processor, VidgenError, engine
@@ -98,6 +99,27 @@ def test_a_resolution_change_is_scaled_to_the_first_size_and_said_once(tmp_path:
     frames, pts = decode(out)
     assert frames.shape == (16, HEIGHT, WIDTH, 3) and pts == sorted(set(pts))
     assert len(messages) == 1 and "8 frame(s) were scaled to the first frame's 64x48" in messages[0]
+
+
+def test_joined_recordings_go_on_where_the_first_ended(tmp_path: Path) -> None:
+    """Timestamps that start again (MPEG-TS files joined) are moved to follow on, video and audio alike,
+    as FFmpeg does, instead of the second half being dropped as going back in time."""
+    src = joined_transport_streams(tmp_path)
+    messages: list[str] = []
+    out = tmp_path / "out.mp4"
+    assert engine.run(src, out, [], log=messages.append).frames == 60
+    with av.open(str(src)) as container:
+        audio_packets = sum(1 for p in container.demux(audio=0) if p.size)
+    with av.open(str(out)) as container:
+        video = container.streams.video[0]
+        pts = sorted(p.pts for p in container.demux(video) if p.size)
+        assert pts == list(range(pts[0], pts[0] + 60 * 3600, 3600))  # 25 fps in 1/90000, no gap, no overlap
+        container.seek(0)
+        audio = [p for p in container.demux(audio=0) if p.size]
+        assert len(audio) == audio_packets
+        assert abs(float(audio[-1].pts * audio[-1].time_base) - float(pts[-1] * video.time_base)) < 0.1
+    assert messages == [f"warning: {src}: timestamps jump (joined or restarted recording) at 1.20 s: what follows "
+                        "was moved to go on from there, as FFmpeg does"]
 
 
 def write_tagged_clip(path: Path, fmt: str | None = None, *, sar: Fraction | None = None, interlaced: bool = False,
@@ -265,8 +287,8 @@ def test_audio_copy_survives_a_bad_timestamp_and_a_demuxer_error(clip: Path, tmp
     with av.open(str(out)) as container:
         assert sum(1 for p in container.demux(audio=0) if p.size) == 6
     [warning] = messages
-    refused = "is damaged: 1 audio/subtitle packet(s) the muxer refused, left out (stream #1 at 0.02 s: Invalid argument); "
-    assert refused in warning
+    assert "is damaged: 1 audio/subtitle packet(s) the muxer refused, left out (stream #1 at 0.02 s: " \
+           "Invalid argument); " in warning
     assert warning.endswith("; copying audio/subtitles stopped early (0.12 s (Input/output error))")
 
 

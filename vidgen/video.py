@@ -229,6 +229,44 @@ class Damage:
         return f"{self.path} is damaged: " + "; ".join(parts)
 
 
+class TimestampMender:
+    """Mends the timestamp jumps of containers that allow them (MPEG-TS, MPEG-PS: joined files, restarted
+    broadcast recordings), as FFmpeg does: a packet whose decoding time goes back, or forward by more than
+    `MAX_GAP_S`, shifts it and the rest of its stream to go on where the stream was expected to go on.
+    """
+
+    MAX_GAP_S = 10
+    DISCONTINUOUS = 0x0200  # FFmpeg's AVFMT_TS_DISCONT input format flag
+
+    def __init__(self, container: av.container.InputContainer) -> None:
+        self.active = bool(container.format.flags & self.DISCONTINUOUS)
+        self.shift: dict[int, int] = {}  # stream index → ticks added to its timestamps
+        self.last: dict[int, tuple[int, int]] = {}  # stream index → (dts of its last packet, step to the next)
+        self.jumps: list[float] = []  # where jumps were mended, in seconds of the output
+
+    def mend(self, packet: av.Packet) -> None:
+        """Shift `packet`'s timestamps by its stream's jumps so far, noting a new jump."""
+        if not self.active or packet.dts is None:
+            return
+        stream = packet.stream.index
+        shift = self.shift.get(stream, 0)
+        dts = packet.dts + shift
+        if stream in self.last:
+            last, step = self.last[stream]
+            if dts <= last or (dts - last) * packet.time_base > self.MAX_GAP_S:
+                shift += last + step - dts
+                dts = last + step
+                self.shift[stream] = shift
+                self.jumps.append(float(dts * packet.time_base))
+            step = packet.duration or dts - last
+        else:
+            step = packet.duration or 1
+        self.last[stream] = (dts, step)
+        packet.dts = dts
+        if packet.pts is not None:
+            packet.pts += shift
+
+
 class VideoReader:
     """Decodes the first video stream of a file, frame-threaded, the way FFmpeg treats damaged input:
     packets the decoder rejects are skipped, frames it concealed are kept, frames that cannot be
@@ -258,6 +296,7 @@ class VideoReader:
         self._packets_read = 0  # video packets from the demuxer, its end marker left out
         self._packets_sent = self._frames_out = 0  # video packets given to the decoder, frames it gave back
         self._sought = False
+        self.timestamps = TimestampMender(self.container)
         self._packets = self.container.demux(self.stream)
         self._pictures = self._decode()
         try:
@@ -312,6 +351,7 @@ class VideoReader:
                 if not packet.size:
                     continue
                 self._packets_sent += 1
+                self.timestamps.mend(packet)
             try:
                 frames = self.stream.decode(packet)
             except av.FFmpegError:
@@ -366,6 +406,10 @@ class VideoReader:
     def warnings(self) -> list[str]:
         """One line for the damage met, one for a picture size that changed, as far as there were any."""
         lines = [self.damage.summary()] if self.damage else []
+        if self.timestamps.jumps:
+            places = ", ".join(f"{seconds:.2f} s" for seconds in self.timestamps.jumps[:4])
+            lines.append(f"{self.path}: timestamps jump (joined or restarted recording) at {places}: what follows "
+                         "was moved to go on from there, as FFmpeg does")
         if self.resized_frames:
             lines.append(f"{self.path}: the picture size changes mid-stream; {self.resized_frames} frame(s) "
                          f"were scaled to the first frame's {self.width}x{self.height}")
@@ -470,6 +514,7 @@ class VideoWriter:
         self.copy_source = av.open(str(source.path), metadata_errors="ignore") if copy_streams else None
         self.copy_packets: Iterator[av.Packet] | None = None
         self.pending: av.Packet | None = None
+        self.copy_timestamps = TimestampMender(self.copy_source) if self.copy_source is not None else None
         self.pad = (0, 0)
 
     def _open(self, width: int, height: int) -> None:
@@ -671,6 +716,7 @@ class VideoWriter:
                 if self.pending is None:
                     self.copy_packets = None
                     return
+                self.copy_timestamps.mend(self.pending)
             packet = self.pending
             time = packet.dts if packet.dts is not None else packet.pts
             if seconds is not None and time is not None and time * packet.time_base > seconds:
