@@ -10,9 +10,9 @@ from typing import Iterator
 import av
 import numpy as np
 import pytest
-from clips import audio_digest, decode, moving_pattern
+from clips import audio_digest, decode, moving_pattern, write_clip
 from hostile import (CORPUS, FONT, HEIGHT, WIDTH, Hostile, cut_mask_video, damaged_audio, data_packet,
-                     garbage_in_the_middle, joined_transport_streams, resolution_change, run_cli,
+                     garbage_in_the_middle, joined_transport_streams, remux, resolution_change, run_cli,
                      truncated_before_index, truncated_faststart)
 
 import vidgen
@@ -328,4 +328,19 @@ def test_an_empty_packet_mid_stream_does_not_end_decoding(clip: Path) -> None:
         assert [frame.index for frame in reader.frames(rgb=False)] == list(range(12))
     finally:
         reader.close()
+    assert reader.warnings() == []
+
+
+def test_seeking_in_an_mpeg_ts_is_not_taken_for_a_timestamp_jump(tmp_path: Path) -> None:
+    """Distributed segments seek; the frames after a seek 14 s ahead keep their own timestamps."""
+    src = remux(write_clip(tmp_path / "long.mp4", moving_pattern(400, 32, 24), options={"g": "25"}),
+                tmp_path / "long.ts", fmt="mpegts")
+    reader = VideoReader(src)
+    every_pts = [frame.pts for frame in reader.frames(rgb=False)]
+    reader.close()
+    reader = VideoReader(src)
+    reader.seek(every_pts[350])
+    after_seek = [frame.pts for frame in reader.frames(rgb=False)]
+    reader.close()
+    assert after_seek == every_pts[-len(after_seek):] and 10 <= len(after_seek) <= 50  # MPEG-TS seeks roughly
     assert reader.warnings() == []

@@ -425,6 +425,7 @@ class VideoReader:
         self._last_pts = None
         self._packets_read = self._packets_sent = self._frames_out = 0
         self._sought = True
+        self.timestamps = TimestampMender(self.container)  # a jump from before the seek is no jump
 
     def close(self) -> None:
         self.container.close()
