@@ -270,3 +270,11 @@ def test_a_failing_thread_ends_the_run_under_full_queues(side: str, seed: int, t
                 "encode": "injected encoder failure"}.get(side, "ended without finishing")
     assert expected in str(error)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_an_encoder_that_cannot_open_is_one_line_naming_its_options(clip: Path, tmp_path: Path) -> None:
+    settings = vidgen.EncodeSettings(options={"preset": "nonexistent"})
+    with pytest.raises(VidgenError, match=r"^cannot open encoder libx264 with options preset=nonexistent, crf=18 "
+                                          r"\(Invalid argument\)$"):
+        vidgen.run(clip, tmp_path / "out.mp4", encode=settings)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]

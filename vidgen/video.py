@@ -675,10 +675,19 @@ class VideoWriter:
             pts = int(round(index / (self.source.rate * self.source.time_base)))
         frame.pts, frame.time_base = pts, self.source.time_base
         self._mux_copies_until(pts * self.source.time_base)
+        opening = not self.video.codec_context.is_open  # the encoder opens on its first frame
         try:
-            self.container.mux(self.video.encode(frame))
+            packets = self.video.encode(frame)
         except av.FFmpegError as exc:
+            if opening:
+                options = ", ".join(f"{k}={v}" for k, v in self.video.options.items())
+                raise VidgenError(f"cannot open encoder {self.settings.codec} with options {options} "
+                                  f"({_describe_av_error(exc)})") from None
             raise VidgenError(f"encoding failed at frame {index} ({_describe_av_error(exc)})") from None
+        try:
+            self.container.mux(packets)
+        except av.FFmpegError as exc:
+            raise VidgenError(f"writing the output failed at frame {index} ({_describe_av_error(exc)})") from None
 
     def copy_video(self, template: av.video.stream.VideoStream) -> None:
         """Take the video stream as already encoded (like `template`) instead of encoding frames."""
