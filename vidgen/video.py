@@ -704,7 +704,10 @@ class VideoWriter:
         if time is not None:
             self._mux_copies_until(time * packet.time_base)
         packet.stream = self.video
-        self.container.mux(packet)
+        try:
+            self.container.mux(packet)
+        except av.FFmpegError as exc:
+            raise VidgenError(f"writing the output failed ({_describe_av_error(exc)})") from None
 
     def _mux_copies_until(self, seconds: Fraction | None) -> None:
         """Mux copied packets whose time is before `seconds` (all of them when None).
