@@ -334,3 +334,30 @@ def test_seeking_in_an_mpeg_ts_is_not_taken_for_a_timestamp_jump(tmp_path: Path)
     reader.close()
     assert after_seek == every_pts[-len(after_seek):] and 10 <= len(after_seek) <= 50  # MPEG-TS seeks roughly
     assert reader.warnings() == []
+
+
+def test_sparse_data_packets_are_not_taken_for_a_timestamp_jump(tmp_path: Path) -> None:
+    """Only video and audio tell a jump, as in FFmpeg: a data packet 12 s after the previous one keeps
+    its time."""
+    src = tmp_path / "sparse.ts"
+    with av.open(str(src), "w", format="mpegts") as container:
+        video = container.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        data = container.add_data_stream("klv")
+        container.mux(data_packet(data, 0))
+        for index, rgb in enumerate(moving_pattern(10, WIDTH, HEIGHT)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            frame.pts = index
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        container.mux(data_packet(data, 300))  # 12 s
+    messages: list[str] = []
+    engine.run(src, tmp_path / "out.ts", [], log=messages.append)
+
+    def data_times(path: Path) -> list[float]:
+        with av.open(str(path)) as container:
+            return [float(p.pts * p.time_base) for p in container.demux(data=0) if p.size]
+
+    assert messages == []
+    assert np.allclose(np.diff(data_times(tmp_path / "out.ts")), np.diff(data_times(src)))
+    assert np.diff(data_times(src))[0] == pytest.approx(12)

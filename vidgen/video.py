@@ -231,40 +231,43 @@ class Damage:
 
 class TimestampMender:
     """Mends the timestamp jumps of containers that allow them (MPEG-TS, MPEG-PS: joined files, restarted
-    broadcast recordings), as FFmpeg does: a packet whose decoding time goes back, or forward by more than
-    `MAX_GAP_S`, shifts it and the rest of its stream to go on where the stream was expected to go on.
+    broadcast recordings) as FFmpeg does: when a video or audio packet's decoding time goes back by more
+    than `MAX_BACK_S` or leaps more than `MAX_GAP_S` past where its stream was expected to go on, every
+    later packet of the file (subtitles and data included) is shifted to go on from there.
     """
 
     MAX_GAP_S = 10
+    MAX_BACK_S = Fraction(1, 10)
     DISCONTINUOUS = 0x0200  # FFmpeg's AVFMT_TS_DISCONT input format flag
 
     def __init__(self, container: av.container.InputContainer) -> None:
         self.active = bool(container.format.flags & self.DISCONTINUOUS)
-        self.shift: dict[int, int] = {}  # stream index → ticks added to its timestamps
-        self.last: dict[int, tuple[int, int]] = {}  # stream index → (dts of its last packet, step to the next)
+        self.shift = Fraction(0)  # seconds added to every timestamp from here on
+        self.last: dict[int, tuple[Fraction, Fraction]] = {}  # video/audio stream → (its last dts, step) in s
         self.jumps: list[float] = []  # where jumps were mended, in seconds of the output
 
     def mend(self, packet: av.Packet) -> None:
-        """Shift `packet`'s timestamps by its stream's jumps so far, noting a new jump."""
+        """Shift `packet`'s timestamps by the jumps so far, after noting a new jump at this packet."""
         if not self.active or packet.dts is None:
             return
+        time_base = packet.time_base
+        dts = packet.dts * time_base + self.shift
         stream = packet.stream.index
-        shift = self.shift.get(stream, 0)
-        dts = packet.dts + shift
-        if stream in self.last:
-            last, step = self.last[stream]
-            if dts <= last or (dts - last) * packet.time_base > self.MAX_GAP_S:
-                shift += last + step - dts
-                dts = last + step
-                self.shift[stream] = shift
-                self.jumps.append(float(dts * packet.time_base))
-            step = packet.duration or dts - last
-        else:
-            step = packet.duration or 1
-        self.last[stream] = (dts, step)
-        packet.dts = dts
+        if packet.stream.type in ("video", "audio"):
+            if stream in self.last:
+                last, step = self.last[stream]
+                if dts < last - self.MAX_BACK_S or dts > last + step + self.MAX_GAP_S:
+                    self.shift += last + step - dts
+                    dts = last + step
+                    self.jumps.append(float(dts))
+                step = packet.duration * time_base if packet.duration else dts - last
+            else:
+                step = packet.duration * time_base
+            self.last[stream] = (dts, step)
+        ticks = round(self.shift / time_base)
+        packet.dts += ticks
         if packet.pts is not None:
-            packet.pts += shift
+            packet.pts += ticks
 
 
 class VideoReader:
