@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from clips import audio_digest, decode, moving_pattern, write_clip
 from distributed_processors import CrashOnce, NeedsWidth64, NeighbourMean, TrailingMax
+from hostile import garbage_in_the_middle
 
 import vidgen
 from vidgen.distributed import ChainSpec, Reach, frame_layout, plan_segments, run_batch
@@ -96,3 +97,14 @@ def test_a_crashed_worker_is_restarted_and_its_segment_retried(local_ray: None, 
     assert marker.exists()  # the worker holding frame 20 died once
     assert outcome.error is None and outcome.frames == 32
     assert decode(tmp_path / "out.mp4")[1] == decode(src)[1]
+
+
+def test_a_damaged_video_is_processed_whole_when_its_segments_cannot_be(local_ray: None, tmp_path: Path) -> None:
+    """Segments are cut by packets; frames lost to damage make a segment come up short, so the video is
+    processed whole on one worker instead, exactly as a local run does."""
+    src = garbage_in_the_middle(tmp_path)
+    vidgen.run(src, tmp_path / "local.mp4")
+    [outcome] = run_batch([(src, tmp_path / "ray.mp4")], ChainSpec(()), segment_frames=10, worker_logs=False)
+    assert outcome.error is None and outcome.frames == len(decode(tmp_path / "local.mp4")[1]) < 30
+    assert decode(tmp_path / "ray.mp4")[1] == decode(tmp_path / "local.mp4")[1]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
+import threading
+import time
 from fractions import Fraction
 from pathlib import Path
+from typing import Any, Iterator
 
 import av
 import numpy as np
@@ -15,8 +19,9 @@ import torch
 from clips import audio_digest, decode, moving_pattern, write_clip
 
 import vidgen
-from vidgen import FrameGroup, Processor, VidgenError
+from vidgen import FrameGroup, Processor, VidgenError, engine
 from vidgen.metrics import psnr
+from vidgen.video import DecodedFrame, VideoReader, VideoWriter
 
 
 class Recorder(Processor):
@@ -183,3 +188,93 @@ def test_iter_groups_yields_what_a_processor_sees(clip: Path) -> None:
     assert [g.core_indices for g in groups] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11]]
     assert groups[1].indices[0] == 4 and groups[1].frames.dtype == torch.float32
     assert groups[-1].is_last
+
+
+class Slow(Processor):
+    """Returns its frames after a short sleep, so the queue before it fills up; raises at frame `fail_at`."""
+
+    name = "slow"
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        super().__init__()
+        self.group_size, self.fail_at = 1, fail_at
+
+    def process(self, group: FrameGroup) -> FrameGroup:
+        time.sleep(0.005)
+        if group.core_indices[0] == self.fail_at:
+            raise RuntimeError("injected processor failure")
+        return group.with_frames(group.core_frames)
+
+
+def _run_with_watchdog(src: Path, dst: Path, processors: list[Processor], seconds: float = 15) -> BaseException:
+    """Run the engine in a thread; assert it ends within `seconds` with an error, and return that error."""
+    outcome: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            engine.run(src, dst, processors, log=lambda message: None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "the run hung"
+    assert len(outcome) == 1, "the run succeeded although a thread failed"
+    return outcome[0]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("side", ["decode", "compute", "encode", "encode-vanishes", "decode-vanishes"])
+def test_a_failing_thread_ends_the_run_under_full_queues(side: str, seed: int, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whichever thread fails (an exception, or a thread that just ends), at a random frame and with the
+    queues full, the run ends within seconds with that error and leaves nothing at the output path."""
+    monkeypatch.setattr(engine, "QUEUE_FRAMES", 2)
+    src = write_clip(tmp_path / "in.mp4", moving_pattern(30, 64, 48))
+    fail_at = random.Random(f"{side}{seed}").randrange(3, 27)
+    original_frames, original_write = VideoReader.frames, VideoWriter.write
+
+    def failing_frames(self: VideoReader, rgb: bool = True) -> Iterator[DecodedFrame]:
+        for frame in original_frames(self, rgb):
+            if frame.index == fail_at:
+                raise RuntimeError("injected decoder failure")
+            yield frame
+
+    def slow_failing_write(self: VideoWriter, image: Any, pts: int | None, index: int) -> None:
+        time.sleep(0.005)  # slower than decoding: the queue before the encoder stays full
+        if index == fail_at:
+            raise RuntimeError("injected encoder failure")
+        original_write(self, image, pts, index)
+
+    def run_and_vanish(self: engine._Worker) -> None:
+        try:
+            self._target_fn()
+        except BaseException:
+            pass  # the thread ends and tells nobody: as if it had been killed
+
+    if side.endswith("vanishes"):
+        monkeypatch.setattr(engine._Worker, "run", run_and_vanish)
+    processors: list[Processor] = []
+    if side.startswith("decode"):
+        monkeypatch.setattr(VideoReader, "frames", failing_frames)
+        processors = [Slow()]  # slower than decoding: the queue after the decoder stays full
+    elif side == "compute":
+        processors = [Slow(fail_at=fail_at)]
+    else:
+        monkeypatch.setattr(VideoWriter, "write", slow_failing_write)
+    dst = tmp_path / "out.mp4"
+    error = _run_with_watchdog(src, dst, processors)
+    assert "\n" not in str(error)
+    expected = {"decode": "injected decoder failure", "compute": "injected processor failure",
+                "encode": "injected encoder failure"}.get(side, "ended without finishing")
+    assert expected in str(error)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_an_encoder_that_cannot_open_is_one_line_naming_its_options(clip: Path, tmp_path: Path) -> None:
+    settings = vidgen.EncodeSettings(options={"preset": "nonexistent"})
+    with pytest.raises(VidgenError, match=r"^cannot open encoder libx264 with options preset=nonexistent, crf=18 "
+                                          r"\(Invalid argument\)$"):
+        vidgen.run(clip, tmp_path / "out.mp4", encode=settings)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]

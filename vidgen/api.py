@@ -109,12 +109,15 @@ def run(
     precision: str = "auto",
     overwrite: bool = False,
     progress: bool = False,
+    strict: bool = False,
     trim: Trim | None = None,
 ) -> RunResult:
     """Process video file `src` into `dst` through `plugins`: names, (name, options) pairs or processors.
     `trim=vidgen.trim.Trim(start=5, duration=10)` processes only that window (audio cut to match).
+    Damaged input is decoded as far as it can be (`strict=True`: an error instead).
     Messages (processor set-up lines, warnings) go to the `vidgen` logger."""
     return run_pipeline(
         src, dst, [_build(p) for p in plugins], encode=encode, device=device, precision=precision,
-        overwrite=overwrite, progress=progress, log=log_message, io=trim.apply(VIDEO_FILES) if trim else None,
+        overwrite=overwrite, progress=progress, strict=strict, log=log_message,
+        io=trim.apply(VIDEO_FILES) if trim else None,
     )

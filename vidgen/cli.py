@@ -166,6 +166,7 @@ def _shorthand_callback(shorthand: RunOption) -> Callable[[click.Context, click.
 @click.option("--duration", metavar="T", help="Process T (seconds, or [H:]M:S) of video only.")
 @click.option("--frames", "max_frames", type=click.IntRange(1), help="Process at most this many frames.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("--strict", is_flag=True, help="Fail on damaged input instead of decoding what can be decoded.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 @click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "ray"]),
               help="ray: spread videos and segments of long videos over a Ray cluster (pip install 'vidgen[ray]').")
@@ -177,7 +178,7 @@ def _shorthand_callback(shorthand: RunOption) -> Callable[[click.Context, click.
 def run(inputs: tuple[str, ...], output: str, plugin_names: tuple[str, ...], params: tuple[str, ...],
         device: str, precision: str, group_size: int | None, codec: str, crf: int,
         preset: str, pix_fmt: str | None, encoder_opts: tuple[str, ...], sequence_fps: float | None, start: str | None,
-        duration: str | None, max_frames: int | None, overwrite: bool, quiet: bool,
+        duration: str | None, max_frames: int | None, overwrite: bool, strict: bool, quiet: bool,
         engine: str, ray_address: str | None, segment_frames: int, workers: int | None) -> None:
     """Process INPUTS (files, folders or globs) into OUTPUT."""
     from vidgen.engine import run as run_pipeline
@@ -247,7 +248,7 @@ def run(inputs: tuple[str, ...], output: str, plugin_names: tuple[str, ...], par
         outcomes = run_batch(list(zip(sources, targets)), ChainSpec(tuple(zip(chain, options)), group_size),
                              encode=settings, device=device, precision=precision, overwrite=overwrite,
                              address=ray_address, segment_frames=segment_frames, workers=workers,
-                             worker_logs=not quiet, log=log)
+                             worker_logs=not quiet, strict=strict, log=log)
         for outcome in outcomes:
             if outcome.error is not None:
                 if not batch:
@@ -263,7 +264,8 @@ def run(inputs: tuple[str, ...], output: str, plugin_names: tuple[str, ...], par
         for src, dst in zip(sources, targets):
             try:
                 result = run_pipeline(src, dst, build(), encode=settings, device=device, precision=precision,
-                                      overwrite=overwrite, progress=progress, log=log, io=media(src))
+                                      overwrite=overwrite, progress=progress, strict=strict, log=log,
+                                      io=media(src))
                 fps = result.frames / result.seconds if result.seconds else 0.0
                 rows.append((str(src), str(result.frames), f"{fps:.1f}", "ok"))
                 if not batch and not quiet:

@@ -22,7 +22,7 @@ import torch
 
 from vidgen.engine import check_output_path, encodable_frames, prepare_processors, temporary_output
 from vidgen.engine import run as run_pipeline
-from vidgen.errors import VidgenError
+from vidgen.errors import UndecodableSegmentError, VidgenError
 from vidgen.plugins import get_processor_class
 from vidgen.processor import Processor
 from vidgen.video import DecodedFrame, EncodeSettings, VideoReader, VideoWriter, open_video
@@ -101,18 +101,22 @@ class Segment:
 
 def frame_layout(src: str | os.PathLike) -> tuple[list[int], list[int]] | None:
     """The pts of every frame in presentation order and the presentation indices of the keyframes,
-    read from the packets (no decoding); None when a packet has no pts (the video is not split)."""
+    read from the packets (no decoding); None when a packet has no pts or the demuxer cannot read to the
+    end (the video is not split: one worker reads it as `engine.run` does, damage included)."""
     with open_video(src) as container:
         stream = container.streams.video[0]
         pts, keyframe_pts = [], []
-        for packet in container.demux(stream):
-            if not packet.size or packet.is_discard:  # discarded packets (edit lists) decode to no frame
-                continue
-            if packet.pts is None:
-                return None
-            pts.append(packet.pts)
-            if packet.is_keyframe:
-                keyframe_pts.append(packet.pts)
+        try:
+            for packet in container.demux(stream):
+                if not packet.size or packet.is_discard:  # discarded packets (edit lists) decode to no frame
+                    continue
+                if packet.pts is None:
+                    return None
+                pts.append(packet.pts)
+                if packet.is_keyframe:
+                    keyframe_pts.append(packet.pts)
+        except av.FFmpegError:
+            return None
     pts.sort()
     position = {value: index for index, value in enumerate(pts)}
     if len(position) != len(pts):
@@ -141,22 +145,24 @@ def plan_segments(pts: list[int], keyframes: list[int], segment_frames: int, rea
 class ChainWorker:
     """Builds the processor chain once, then processes whole videos or segments (a Ray actor's body)."""
 
-    def __init__(self, spec: ChainSpec, encode: EncodeSettings, device: str, precision: str, threads: int) -> None:
+    def __init__(self, spec: ChainSpec, encode: EncodeSettings, device: str, precision: str, threads: int,
+                 strict: bool = False) -> None:
         torch.set_num_threads(max(1, threads))
         self.processors = spec.build()
         self.encode = encode
         self.device = device
         self.precision = precision
+        self.strict = strict
 
     def run_video(self, src: Path, dst: Path) -> int:
         """Process a whole video into `dst` (temporary file + rename, audio copied); the frame count."""
         result = run_pipeline(src, dst, self.processors, encode=self.encode, device=self.device,
-                              precision=self.precision, overwrite=True, log=_stderr)
+                              precision=self.precision, overwrite=True, strict=self.strict, log=_stderr)
         return result.frames
 
     def run_segment(self, src: Path, segment: Segment, part: Path) -> int:
         """Write the video-only segment `part`: frames `segment.start..stop-1` with their original pts."""
-        reader = VideoReader(src)
+        reader = VideoReader(src, self.strict)
         writer: VideoWriter | None = None
         try:
             device = prepare_processors(self.processors, reader, self.device, self.precision, _stderr)
@@ -169,8 +175,8 @@ class ChainWorker:
                     writer.write(image, pts, index)
                     written += 1
             if written != segment.frames:
-                raise VidgenError(f"{src}: segment {segment.start}-{segment.stop - 1} gave {written} frames, "
-                                  f"{segment.frames} expected")
+                raise UndecodableSegmentError(f"{src}: segment {segment.start}-{segment.stop - 1} gave {written} "
+                                              f"frames, {segment.frames} expected")
             writer.close()
             writer = None
             return written
@@ -194,7 +200,8 @@ def segment_frames(reader: VideoReader, segment: Segment, rgb: bool) -> Iterator
         if index is None or index < segment.warmup_start:
             continue  # before the frames this segment needs (or a leading frame of an open GOP)
         if index != expected:
-            raise VidgenError(f"{reader.path}: frame {expected} could not be decoded after seeking (got {index})")
+            raise UndecodableSegmentError(f"{reader.path}: frame {expected} could not be decoded after seeking "
+                                          f"(got {index})")
         yield replace(item, index=index)
         expected += 1
         if expected == segment.decode_stop:
@@ -208,9 +215,7 @@ def join_segments(src: Path, dst: Path, parts: list[Path], counts: list[int], en
     tmp = temporary_output(dst)
     writer: VideoWriter | None = None
     try:
-        for _ in reader.frames():
-            break  # decoding one frame reads the display rotation the joined stream must carry
-        writer = VideoWriter(tmp, reader, encode, log)
+        writer = VideoWriter(tmp, reader, encode, lambda message: log(f"warning: {message}"))
         headers: bytes | None = None
         total = 0
         for part, count in zip(parts, counts):
@@ -263,6 +268,7 @@ class _Job:
     folder: Path | None = None
     pending: int = 0
     started: float = 0.0
+    read_whole: bool = False  # a segment could not be decoded: process the video whole once its tasks are done
 
 
 def connect(address: str | None, log_to_driver: bool = True) -> bool:
@@ -311,13 +317,14 @@ def run_batch(
     segment_frames: int = DEFAULT_SEGMENT_FRAMES,
     workers: int | None = None,
     worker_logs: bool = True,
+    strict: bool = False,
     log: Log = _stderr,
 ) -> list[FileOutcome]:
     """Process each (source, output) pair on Ray actors; one failing file does not stop the others.
 
     Videos longer than `segment_frames` are cut at keyframes into segments processed in parallel and
     joined without re-encoding; shorter ones are processed whole by one actor. `worker_logs` forwards
-    the workers' messages to this process's stderr.
+    the workers' messages to this process's stderr. `strict` makes damaged input an error (see `engine.run`).
     """
     ray = _import_ray()
     encode = encode or EncodeSettings()
@@ -342,7 +349,8 @@ def run_batch(
         tasks = sum(max(1, len(job.segments)) for job in runnable)
         count, resources, threads = _actor_resources(ray, device, workers, tasks)
         remote = ray.remote(max_restarts=ACTOR_MAX_RESTARTS, max_task_retries=ACTOR_MAX_TASK_RETRIES)(ChainWorker)
-        actors = [remote.options(**resources).remote(spec, encode, device, precision, threads) for _ in range(count)]
+        actors = [remote.options(**resources).remote(spec, encode, device, precision, threads, strict)
+                  for _ in range(count)]
         _schedule(ray, runnable, actors, encode, log)
     finally:
         for actor in actors:
@@ -378,8 +386,9 @@ def _schedule(ray: Any, jobs: list[_Job], actors: list[Any], encode: EncodeSetti
     while queue or running:
         while queue and idle:
             job, segment, part = queue.pop(0)
-            if job.outcome.error is not None:  # an earlier segment failed: skip the rest of this video
-                _settle(job, encode, log)
+            if job.outcome.error is not None or job.read_whole:  # an earlier segment failed: skip the rest
+                if _settle(job, encode, log):
+                    queue.append((job, None, job.parts[0]))
                 continue
             actor = idle.pop()
             if not job.started:
@@ -402,17 +411,27 @@ def _schedule(ray: Any, jobs: list[_Job], actors: list[Any], encode: EncodeSetti
         except Exception as exc:  # the processor's or decoder's error, raised inside the worker
             idle.append(actor)
             cause = getattr(exc, "cause", None) or exc
-            job.outcome.error = job.outcome.error or (str(cause) if isinstance(cause, VidgenError)
-                                                      else f"{type(cause).__name__}: {cause}")
-        _settle(job, encode, log)
+            if isinstance(cause, UndecodableSegmentError) and job.segments:
+                job.read_whole = True
+            else:
+                job.outcome.error = job.outcome.error or (str(cause) if isinstance(cause, VidgenError)
+                                                          else f"{type(cause).__name__}: {cause}")
+        if _settle(job, encode, log):
+            queue.append((job, None, job.parts[0]))
 
 
-def _settle(job: _Job, encode: EncodeSettings, log: Log) -> None:
-    """Count one task of `job` as done; after its last, move or join the result into place and time it."""
+def _settle(job: _Job, encode: EncodeSettings, log: Log) -> bool:
+    """Count one task of `job` as done; after its last, move or join the result into place and time it.
+    True when the video must now be processed whole (a segment could not be decoded): `job` then holds
+    one task, for its only part."""
     job.pending -= 1
     if job.pending:
-        return
+        return False
     outcome = job.outcome
+    if job.read_whole and outcome.error is None:
+        job.read_whole, job.segments, job.pending, outcome.frames = False, [], 1, 0
+        job.parts = [job.folder / f"whole{job.parts[0].suffix}"]
+        return True
     if outcome.error is None:
         try:
             if job.segments:

@@ -37,7 +37,7 @@ class RunResult:
 
 
 class _Worker(threading.Thread):
-    """A thread whose exception is re-raised by `join_or_raise`."""
+    """A thread whose exception is kept in `error`, for the thread on the other side of a queue."""
 
     def __init__(self, target: Callable[[], None], name: str) -> None:
         super().__init__(name=name, daemon=True)
@@ -51,30 +51,41 @@ class _Worker(threading.Thread):
             self.error = exc
 
 
-def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
+def _raise_if_gone(peer: threading.Thread) -> None:
+    """Raise `peer`'s error when it has ended with one; a one-line error when it ended without a word."""
+    if peer.is_alive():
+        return
+    error = getattr(peer, "error", None)
+    if error is not None:
+        raise error
+    raise VidgenError(f"internal error: thread {peer.name} ended without finishing its work")
+
+
+def _put(q: queue.Queue, item: Any, stop: threading.Event, consumer: threading.Thread) -> bool:
+    """Put `item` on `q`, waiting while it is full; False when `stop` is set, and the consumer's error
+    when the thread that empties `q` has ended (so a full queue can never block for ever)."""
     while not stop.is_set():
         try:
             q.put(item, timeout=0.1)
             return True
         except queue.Full:
-            continue
+            _raise_if_gone(consumer)
     return False
 
 
-def _get(q: queue.Queue, stop: threading.Event, producer: _Worker | None = None) -> Any:
-    while True:
+def _get(q: queue.Queue, stop: threading.Event, producer: threading.Thread) -> Any:
+    """The next item of `q`; `_DONE` when `stop` is set, and the producer's error when the thread that
+    fills `q` has ended without sending `_DONE` (so an empty queue can never block for ever)."""
+    while not stop.is_set():
         try:
             return q.get(timeout=0.1)
         except queue.Empty:
-            if stop.is_set():
-                return _DONE
-            if producer is not None and not producer.is_alive():
-                if producer.error is not None:
-                    raise producer.error
+            if not producer.is_alive():
                 try:
-                    return q.get_nowait()
+                    return q.get_nowait()  # it may have put its last item just before ending
                 except queue.Empty:
-                    return _DONE
+                    _raise_if_gone(producer)
+    return _DONE
 
 
 def check_output_path(src: Path, dst: Path, overwrite: bool) -> None:
@@ -130,20 +141,23 @@ def run(
     precision: str = "auto",
     overwrite: bool = False,
     progress: bool = False,
+    strict: bool = False,
     log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
     io: MediaIO | None = None,
 ) -> RunResult:
     """Process video `src` through `processors` (in order) and write `dst`.
 
     The result is written to a temporary file beside `dst` and renamed only when everything succeeded.
-    With no processors, frames go from decoder to encoder as decoded (no RGB round trip). `io` sets how
-    the input is read and the output staged (`vidgen.mediaio`: image sequences, a window of a video).
+    With no processors, frames go from decoder to encoder as decoded (no RGB round trip). Damaged input
+    is decoded as far as it can be and summed up in one warning at the end; `strict` makes any damage
+    an error instead. `io` sets how the input is read and the output staged (`vidgen.mediaio`: image
+    sequences, a window of a video).
     """
     src, dst = Path(src), Path(dst)
     from vidgen.mediaio import VIDEO_FILES
 
     io = io or VIDEO_FILES
-    reader = io.open_reader(src)
+    reader = io.open_reader(src, strict)
     try:
         check_output_path(src, dst, overwrite)
         compute_device = prepare_processors(processors, reader, device, precision, log)
@@ -159,15 +173,17 @@ def run(
     processed: queue.Queue = queue.Queue(QUEUE_FRAMES)
     count = 0
 
+    caller = threading.current_thread()  # the compute side of both queues
+
     def decode() -> None:
         for frame in reader.frames(rgb=bool(processors)):
-            if not _put(decoded, frame, stop):
+            if not _put(decoded, frame, stop, caller):
                 return
-        _put(decoded, _DONE, stop)
+        _put(decoded, _DONE, stop, caller)
 
     def encode_loop() -> None:
         while True:
-            item = _get(processed, stop)
+            item = _get(processed, stop, caller)
             if item is _DONE:
                 return
             writer.write(*item)
@@ -178,15 +194,9 @@ def run(
             if item is _DONE:
                 break
             yield item
-        if decoder.error is not None:
-            raise decoder.error
-        listed = reader.stream.frames
-        if listed and reader.decoded_frames < listed:
-            log(f"warning: {src} looks truncated: its header lists {listed} frames, "
-                f"{reader.decoded_frames} could be decoded")
 
     try:
-        writer = io.open_writer(tmp, reader, encode or EncodeSettings(), log)
+        writer = io.open_writer(tmp, reader, encode or EncodeSettings(), lambda message: log(f"warning: {message}"))
         decoder = _Worker(decode, "vidgen-decode")
         encoder = _Worker(encode_loop, "vidgen-encode")
         threads = [decoder, encoder]
@@ -194,13 +204,10 @@ def run(
         encoder.start()
         bar = _progress_bar(reader.estimated_frames, progress)
         for item in encodable_frames(decoded_frames(), processors, compute_device, reader.deep):
-            if encoder.error is not None:
-                raise encoder.error
-            if not _put(processed, item, stop):
-                break
+            _put(processed, item, stop, encoder)
             count += 1
             bar.update(1)
-        _put(processed, _DONE, stop)
+        _put(processed, _DONE, stop, encoder)
         encoder.join()
         if encoder.error is not None:
             raise encoder.error
@@ -208,6 +215,8 @@ def run(
         writer.close()
         writer = None
         io.commit(tmp, dst)
+        for warning in reader.warnings():
+            log(f"warning: {warning}")
     except BaseException:
         stop.set()
         for thread in threads:  # they may be inside PyAV: closing the files under them can crash

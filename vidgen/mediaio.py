@@ -18,11 +18,11 @@ def remove_file(path: Path) -> None:
 
 @dataclass(frozen=True)
 class MediaIO:
-    """`open_reader(src)` gives a reader (the `VideoReader` interface); `open_writer(tmp, reader, settings,
+    """`open_reader(src, strict)` gives a reader (the `VideoReader` interface); `open_writer(tmp, reader, settings,
     warn)` a writer (the `VideoWriter` interface) into `stage(dst)`, which `commit(tmp, dst)` puts in place
     on success and `discard(tmp)` removes on failure."""
 
-    open_reader: Callable[[Path], Any] = VideoReader
+    open_reader: Callable[[Path, bool], Any] = VideoReader
     open_writer: Callable[..., Any] = VideoWriter
     stage: Callable[[Path], Path] = temporary_output
     commit: Callable[[Path, Path], None] = os.replace

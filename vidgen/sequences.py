@@ -79,6 +79,8 @@ class SequenceStream:
 
     frames: int
     start_time: int = 0
+    metadata: dict[str, str] = dataclasses.field(default_factory=dict)
+    disposition: int = 0
 
 
 class SequenceReader:
@@ -102,6 +104,9 @@ class SequenceReader:
         self.colour = Colour()
         self.decoded_frames = 0
         self.next_index = 0
+        self.sample_aspect_ratio = None
+        self.field_order = 0
+        self.hdr_side_data: dict[str, bytes] = {}
 
     def frames(self, rgb: bool = True) -> Iterator[DecodedFrame]:
         """Every image from the current position: RGB arrays, or (`rgb=False`) `av.VideoFrame`s."""
@@ -120,6 +125,10 @@ class SequenceReader:
         """Make `frames()` start at frame `pts`."""
         self.next_index = max(0, min(int(pts), len(self.files)))
 
+    def warnings(self) -> list[str]:
+        """An unreadable image is an error, never a warning: nothing to report."""
+        return []
+
     def close(self) -> None:
         """Nothing stays open between frames."""
 
@@ -134,11 +143,11 @@ class SequenceWriter:
         self.warn = warn
         self.keeps_depth = Path(pattern).suffix.lower() in DEEP_SUFFIXES
         if source.deep and not self.keeps_depth:
-            warn(f"warning: {Path(pattern).suffix} images hold 8 bits: the {source.pix_fmt} input's depth is reduced")
+            warn(f"{Path(pattern).suffix} images hold 8 bits: the {source.pix_fmt} input's depth is reduced")
         container = getattr(source, "container", None)  # a video's; image sequences have no other streams
         dropped = sorted({s.type for s in container.streams if s.type != "video"}) if container else []
         if dropped:
-            warn(f"warning: an image sequence holds frames only: the input's {' and '.join(dropped)} not written")
+            warn(f"an image sequence holds frames only: the input's {' and '.join(dropped)} not written")
 
     def write(self, image: np.ndarray | av.VideoFrame, pts: int | None, index: int) -> None:
         """Save frame `index`: an `(H, W, 3)` uint8/uint16 RGB array or a decoded `av.VideoFrame`."""
@@ -199,4 +208,4 @@ class SequenceOutput:
 def sequence_input(io: MediaIO, fps: float) -> MediaIO:
     """`io` reading image sequences at `fps` (video output: nothing to copy besides the frames)."""
     writer = functools.partial(VideoWriter, copy_streams=False) if io.open_writer is VideoWriter else io.open_writer
-    return dataclasses.replace(io, open_reader=lambda src: SequenceReader(src, fps), open_writer=writer)
+    return dataclasses.replace(io, open_reader=lambda src, strict: SequenceReader(src, fps), open_writer=writer)

@@ -44,7 +44,7 @@ class Trim:
     def apply(self, io: MediaIO) -> MediaIO:
         """`io` reading only this window; video files' audio and subtitles are cut to match."""
         writer = functools.partial(TrimmedWriter, trim=self) if io.open_writer is VideoWriter else io.open_writer
-        return dataclasses.replace(io, open_reader=lambda src: TrimmedReader(io.open_reader(src), self),
+        return dataclasses.replace(io, open_reader=lambda src, strict: TrimmedReader(io.open_reader(src, strict), self),
                                    open_writer=writer)
 
 
@@ -60,17 +60,9 @@ class TrimmedReader:
         if trim.duration is not None:
             frames = min(frames or math.inf, math.ceil(trim.duration * reader.rate))
         self.estimated_frames = frames
-        self.window_ended = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.reader, name)
-
-    @property
-    def decoded_frames(self) -> int:
-        """As the reader's, except that frames after the window count as decoded: they were skipped, not lost."""
-        if self.window_ended:
-            return max(self.reader.stream.frames, self.reader.decoded_frames)
-        return self.reader.decoded_frames
 
     def frames(self, rgb: bool = True) -> Iterator[DecodedFrame]:
         """The window's frames, as `VideoReader.frames` yields them, re-indexed and re-timed."""
@@ -82,7 +74,6 @@ class TrimmedReader:
             if pts < self.first_pts:
                 continue
             if pts >= end or index == self.trim.frames:
-                self.window_ended = True
                 return
             yield dataclasses.replace(frame, index=index, pts=None if frame.pts is None else pts - self.first_pts)
             index += 1
