@@ -1,4 +1,5 @@
-"""Overlays burnt onto frames with known boxes: the ground truth of the overlay benchmark and tests.
+"""Overlays burnt onto frames with known boxes (the ground truth of the overlay benchmark and tests), and a
+textured scene panning under them.
 
 Each function draws onto `(T, H, W, 3)` uint8 frames in place and returns the overlay's box `(x, y, w, h)`:
 the bounding box of the pixels it changed in any frame.
@@ -16,6 +17,16 @@ def _blend(frames: np.ndarray, x: int, y: int, layer: np.ndarray, alpha: np.ndar
     region = frames[:, y:y + h, x:x + w].astype(np.float32)
     a = alpha[None, ..., None]
     frames[:, y:y + h, x:x + w] = np.clip(region * (1 - a) + layer[None] * a, 0, 255).round().astype(np.uint8)
+
+
+def panning_texture(frames: int, width: int, height: int, step: int = 3, seed: int = 0) -> np.ndarray:
+    """`(frames, height, width, 3)` uint8: smoothed colour noise moving `step` px right and `step / 2` down per frame."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, 256, (height + step * frames, width + step * frames, 3), dtype=np.uint8)
+    texture = cv2.normalize(cv2.GaussianBlur(noise, (5, 5), 1.5), None, 0, 255, cv2.NORM_MINMAX)
+    return np.stack([texture[t * step // 2:t * step // 2 + height, t * step:t * step + width] for t in range(frames)])
 
 
 def changed_box(before: np.ndarray, after: np.ndarray) -> tuple[int, int, int, int]:

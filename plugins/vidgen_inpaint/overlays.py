@@ -21,6 +21,7 @@ import numpy as np
 
 from vidgen.errors import VidgenError
 
+MIN_FRAMES = 12  # with fewer, scene gradients do not cancel out reliably
 MIN_SCENE_MOTION = 1.0  # mean absolute change (grey levels) between sampled frames below which nothing can be told apart
 
 
@@ -144,8 +145,8 @@ def find_overlays(frames: np.ndarray, settings: OverlaySettings = OverlaySetting
     """
     import cv2
 
-    if len(frames) < 3:
-        raise VidgenError(f"overlay detection needs at least 3 frames, got {len(frames)}")
+    if len(frames) < MIN_FRAMES:
+        raise VidgenError(f"overlay detection needs at least {MIN_FRAMES} frames, got {len(frames)}")
     motion = scene_motion(frames)
     if motion < MIN_SCENE_MOTION:
         raise VidgenError(f"the scene barely moves (mean change {motion:.2f} grey levels between sampled frames), "
