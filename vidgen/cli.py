@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from vidgen.errors import VidgenError
-from vidgen.plugins import get_processor_class, processors, registered_commands
+from vidgen.plugins import default_plugin_manager, get_processor_class, processors, registered_commands
 from vidgen.video import EncodeSettings, probe
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts", ".flv", ".wmv", ".mpg", ".mpeg"}
@@ -270,6 +270,7 @@ def main() -> None:
     """Entry point: one-line errors and exit codes instead of tracebacks."""
     debug = bool(os.environ.get("VIDGEN_DEBUG"))
     try:
+        default_plugin_manager().hook.vidgen_register_commands(cli=cli)
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)

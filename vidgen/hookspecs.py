@@ -26,3 +26,8 @@ def vidgen_register_trainers(register: Callable[[str, click.Command], None]) -> 
 @hookspec
 def vidgen_register_benchmarks(register: Callable[[str, click.Command], None]) -> None:
     """Register ``vidgen bench NAME`` commands by calling ``register(name, click_command)``."""
+
+
+@hookspec
+def vidgen_register_commands(cli: click.Group) -> None:
+    """Add top-level commands to the `vidgen` CLI (``cli.add_command(command)``)."""

@@ -24,3 +24,10 @@ def vidgen_register_benchmarks(register):
     from vidgen_inpaint.bench import bench_command
 
     register("inpaint", bench_command)
+
+
+@vidgen.hookimpl
+def vidgen_register_commands(cli):
+    from vidgen_inpaint.mask_cli import mask_command
+
+    cli.add_command(mask_command)
