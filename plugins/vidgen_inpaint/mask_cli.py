@@ -269,7 +269,7 @@ def mask_command(input_path: str, output: str, overlays: bool, start_box: str | 
         raise VidgenError("--point marks an object to follow: add --track")
     if overlays and (start_box or point):
         raise VidgenError("--overlays finds regions itself: drop --box / --point (or run twice)")
-    if not overlays and start_box is None:
+    if not overlays and start_box is None and point is None:
         raise VidgenError("say what to mask: --overlays, --box x,y,w,h [--track] or --point x,y --track")
     if preview is not None and Path(preview).suffix.lower() not in IMAGE_SUFFIXES:
         raise VidgenError(f"--preview {preview}: name the contact sheet .png")
