@@ -1,4 +1,4 @@
-"""Follow an object's box through a clip: flow-based box propagation, or OpenCV's MIL tracker.
+"""Follow an object's box through a clip: the object's pixels carried by optical flow, or OpenCV's MIL tracker.
 
 Boxes are `(x, y, w, h)` in pixels; frames `(H, W, 3)` uint8 RGB.
 """
@@ -20,72 +20,90 @@ class BoxTracker(Protocol):
         """The object's box in the next frame, and whether the tracker still holds it."""
 
 
-class FlowBoxTracker:
-    """Box propagation by sparse optical flow (pyramidal Lucas-Kanade), checked forward and backward.
+def _largest_parts(mask: np.ndarray) -> np.ndarray:
+    """`mask` `(H, W)` bool without the specks: connected parts under a tenth of the largest one are dropped."""
+    import cv2
 
-    Corners inside the box are tracked to the next frame and back; points that do not come back to where
-    they started (the occluded, the ambiguous) are dropped. The box moves by the median motion of the rest
-    and scales by the median change of their pairwise distances. With fewer than `min_points` reliable
-    points the object counts as lost and the box stays where it was.
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return mask
+    keep = np.zeros(count, bool)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= 0.1 * stats[1:, cv2.CC_STAT_AREA].max()
+    return keep[labels]
+
+
+def mask_box(mask: np.ndarray) -> Box:
+    """Bounding box of the True pixels of a non-empty `(H, W)` bool mask."""
+    ys, xs = np.nonzero(mask)
+    return int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
+
+
+def object_in_box(frame: np.ndarray, box: Box) -> np.ndarray:
+    """`(H, W)` bool: the object inside `box` of `frame` `(H, W, 3)`, split from the background by GrabCut
+    (colour models of the box and its surroundings); the whole box if GrabCut keeps too little of it."""
+    import cv2
+
+    height, width = frame.shape[:2]
+    x, y, w, h = box
+    whole = np.zeros((height, width), bool)
+    whole[y:y + h, x:x + w] = True
+    labels = np.where(whole, cv2.GC_PR_FGD, cv2.GC_BGD).astype(np.uint8)
+    background, foreground = np.zeros((1, 65)), np.zeros((1, 65))
+    try:
+        cv2.grabCut(np.ascontiguousarray(frame[..., ::-1]), labels, None, background, foreground, 4,
+                    cv2.GC_INIT_WITH_MASK)
+    except cv2.error:  # one colour everywhere: nothing to model
+        return whole
+    found = _largest_parts((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD))
+    return found if found.sum() >= 0.1 * w * h else whole
+
+
+class FlowBoxTracker:
+    """The object's pixels carried along dense optical flow (DIS); the box is their bounding box.
+
+    The first frame's object is split from its box by GrabCut. Each new frame takes the previous mask
+    along the flow. Where the object moves differently from the camera (an affine motion fitted, RANSAC,
+    to the flow away from the object), the mask is re-cut by motion: near the carried mask, pixels that do
+    not move like the background. The object is lost when its mask vanishes; the box then stays.
     """
 
-    def __init__(self, frame: np.ndarray, box: Box, min_points: int = 6, max_error: float = 2.0) -> None:
+    def __init__(self, frame: np.ndarray, box: Box, own_motion: float = 1.5) -> None:
         import cv2
 
         self.gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-        self.box = np.array(box, np.float64)
-        self.min_points, self.max_error = min_points, max_error
-
-    def _points(self) -> np.ndarray:
-        """`(N, 1, 2)` float32 points to track: corners inside the box, or a grid where it has none."""
-        import cv2
-
-        x, y, w, h = self.box
         height, width = self.gray.shape
-        x0, y0 = int(max(x, 0)), int(max(y, 0))
-        x1, y1 = int(min(x + w, width)), int(min(y + h, height))
-        region = np.zeros_like(self.gray)
-        region[y0:y1, x0:x1] = 255
-        corners = cv2.goodFeaturesToTrack(self.gray, 150, 0.01, max(2.0, min(w, h) / 20), mask=region)
-        if corners is not None and len(corners) >= 2 * self.min_points:
-            return corners.astype(np.float32)
-        gx, gy = np.meshgrid(np.linspace(x0, x1 - 1, 10), np.linspace(y0, y1 - 1, 10))
-        return np.stack([gx.ravel(), gy.ravel()], 1)[:, None].astype(np.float32)
+        self.mask = object_in_box(frame, box)
+        self.box = mask_box(self.mask)
+        self.own_motion = own_motion  # px per frame of object motion (relative to the camera) to re-cut by
+        self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        self.grid = np.stack(np.meshgrid(np.arange(width), np.arange(height)), -1).astype(np.float32)
 
     def update(self, frame: np.ndarray) -> tuple[Box, bool]:
         import cv2
 
         gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-        start = self._points()
-        params = dict(winSize=(15, 15), maxLevel=3,
-                      criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
-        moved, ok_forward, _ = cv2.calcOpticalFlowPyrLK(self.gray, gray, start, None, **params)
-        back, ok_backward, _ = cv2.calcOpticalFlowPyrLK(gray, self.gray, moved, None, **params)
+        source = self.grid + self.flow.calc(gray, self.gray, None)  # where each pixel was in the previous frame
         self.gray = gray
-        error = np.linalg.norm((back - start)[:, 0], axis=1)
-        good = (ok_forward[:, 0] == 1) & (ok_backward[:, 0] == 1) & (error < self.max_error)
-        if good.sum() >= self.min_points:
-            good &= error <= np.median(error[good])
-        if good.sum() < self.min_points:
-            return self.current(), False
-        p0, p1 = start[good, 0].astype(np.float64), moved[good, 0].astype(np.float64)
-        shift = np.median(p1 - p0, axis=0)
-        i, j = np.triu_indices(len(p0), 1)
-        before = np.linalg.norm(p0[i] - p0[j], axis=1)
-        after = np.linalg.norm(p1[i] - p1[j], axis=1)
-        usable = before > 2
-        scale = float(np.clip(np.median(after[usable] / before[usable]), 0.8, 1.25)) if usable.any() else 1.0
-        x, y, w, h = self.box
-        cx, cy = x + w / 2 + shift[0], y + h / 2 + shift[1]
-        w, h = w * scale, h * scale
-        self.box = np.array([cx - w / 2, cy - h / 2, w, h])
-        height, width = gray.shape
-        inside = cx + w / 2 > 0 and cy + h / 2 > 0 and cx - w / 2 < width and cy - h / 2 < height
-        return self.current(), inside
-
-    def current(self) -> Box:
-        x, y, w, h = self.box
-        return round(x), round(y), max(1, round(w)), max(1, round(h))
+        carried = cv2.remap(self.mask.astype(np.float32), source[..., 0], source[..., 1], cv2.INTER_LINEAR) > 0.5
+        if carried.sum() < 20:
+            return self.box, False
+        reach = max(5, int(0.15 * np.sqrt(carried.sum())))
+        near = cv2.dilate(carried.astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)) > 0
+        ys, xs = np.nonzero(~near[::8, ::8])
+        if len(xs) > 50:
+            points = np.stack([xs * 8, ys * 8], 1).astype(np.float32)
+            camera, _ = cv2.estimateAffine2D(points, source[ys * 8, xs * 8], ransacReprojThreshold=1.0)
+            if camera is not None:
+                residual = np.linalg.norm(source - (self.grid @ camera[:, :2].T + camera[:, 2]), axis=-1)
+                motion = float(np.median(residual[carried]))
+                if motion > self.own_motion:
+                    moving = near & (residual > 0.5 * motion)
+                    moving = cv2.morphologyEx(moving.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+                    if 0.5 * carried.sum() < moving.sum() < 2 * carried.sum():
+                        carried = moving
+        self.mask = _largest_parts(carried)
+        self.box = mask_box(self.mask)
+        return self.box, True
 
 
 class OpenCVBoxTracker:
