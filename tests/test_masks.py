@@ -49,13 +49,14 @@ def test_overlay_presence_is_reported_and_a_still_clip_is_refused():
         find_overlays(np.repeat(frames[:1], 16, 0))
 
 
-def moving_square(frames: int = 30) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
-    """A textured square crossing a panning texture; its true boxes."""
+def moving_square(frames: int = 30, speed: int = 5) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """A reddish square with blotchy shading crossing a panning texture; its true boxes."""
     background = panning_texture(frames, WIDTH, HEIGHT, step=1, seed=1)
-    patch = panning_texture(1, 40, 40, seed=2)[0] // 2 + 100
+    shading = cv2.resize(np.random.default_rng(2).uniform(0.5, 1.0, (5, 5)), (40, 40), interpolation=cv2.INTER_CUBIC)
+    patch = np.clip(shading[..., None] * (230, 90, 60), 0, 255).astype(np.uint8)
     boxes = []
     for t in range(frames):
-        x, y = 30 + 6 * t, 60 + round(30 * np.sin(t / 8))
+        x, y = 30 + speed * t, 60 + round(30 * np.sin(t / 8))
         background[t, y:y + 40, x:x + 40] = patch
         boxes.append((x, y, 40, 40))
     return background, boxes

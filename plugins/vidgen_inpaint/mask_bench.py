@@ -74,12 +74,15 @@ def overlay_rows(davis: Path) -> list[tuple]:
 
 def tracking_rows(davis: Path, sequences: list[str]) -> list[tuple]:
     """(sequence, frames, {tracker: (mean IoU, frames lost, fps)}) from the first frame's true box."""
+    import cv2
+
     rows = []
     for sequence in sequences:
         frames = davis_frames(davis / sequence)
         truth = davis_boxes(davis / sequence)
         results = {}
         for method in TRACKERS:
+            cv2.setRNGSeed(0)  # MIL samples at random
             start = time.perf_counter()
             steps = list(track(frames, truth[0], method))
             seconds = time.perf_counter() - start

@@ -64,11 +64,10 @@ class FlowBoxTracker:
     The first frame's object is split from its box by GrabCut. Each new frame takes the previous mask
     along the flow. Where the object moves differently from the camera (an affine motion fitted, RANSAC,
     to the flow away from the object), the mask is re-cut by motion: near the carried mask, pixels that do
-    not move like the background, if they agree enough with the carried mask (parallax and flat areas also
-    move "unlike the background"). The object is lost when its mask vanishes; the box then stays.
+    not move like the background. The object is lost when its mask vanishes; the box then stays.
     """
 
-    def __init__(self, frame: np.ndarray, box: Box, own_motion: float = 1.5, agreement: float = 0.7) -> None:
+    def __init__(self, frame: np.ndarray, box: Box, own_motion: float = 1.5) -> None:
         import cv2
 
         self.gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
@@ -76,7 +75,6 @@ class FlowBoxTracker:
         self.mask = object_in_box(frame, box)
         self.box = mask_box(self.mask)
         self.own_motion = own_motion  # px per frame of object motion (relative to the camera) to re-cut by
-        self.agreement = agreement  # least IoU of the motion cut with the carried mask to replace it
         self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
         self.grid = np.stack(np.meshgrid(np.arange(width), np.arange(height)), -1).astype(np.float32)
 
@@ -101,8 +99,7 @@ class FlowBoxTracker:
                 if motion > self.own_motion:
                     moving = near & (residual > 0.5 * motion)
                     moving = cv2.morphologyEx(moving.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
-                    overlap = (moving & carried).sum() / max((moving | carried).sum(), 1)
-                    if overlap >= self.agreement:
+                    if 0.5 * carried.sum() < moving.sum() < 2 * carried.sum():
                         carried = moving
         self.mask = _largest_parts(carried)
         self.box = mask_box(self.mask)
