@@ -254,7 +254,7 @@ def tracked_masks(source: Path, output: Path, preview: Path | None, start_box: s
               help="flow: optical-flow box propagation; mil: OpenCV's MIL tracker.")
 @click.option("--at", type=click.FloatRange(0), default=0.0, show_default=True, help="Time (s) the box or point refers to.")
 @click.option("--dilate", "pixels", type=click.IntRange(0), default=0, show_default=True, help="Grow the mask by N pixels.")
-@click.option("--samples", type=click.IntRange(3), default=48, show_default=True, help="Frames sampled for --overlays.")
+@click.option("--samples", type=click.IntRange(12), default=48, show_default=True, help="Frames sampled for --overlays.")
 @click.option("--preview", type=click.Path(dir_okay=False), help="Contact sheet (.png) of chosen frames with the mask drawn.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 def mask_command(input_path: str, output: str, overlays: bool, start_box: str | None, point: str | None, track: bool,
