@@ -105,7 +105,7 @@ def burn_timestamp(frames: np.ndarray, x: int, y: int, fps: float = 25.0) -> tup
     height = frames.shape[1]
     size = height / 480
     font = cv2.FONT_HERSHEY_SIMPLEX
-    (w, h), base = cv2.getTextSize("2026-11-30  12:34:56", font, size, 2)
+    (_, h), _ = cv2.getTextSize("2026-11-30  12:34:56", font, size, 2)
     pad = max(2, round(height * 0.01))
     for t in range(len(frames)):
         seconds = 56 + int(t / fps)
