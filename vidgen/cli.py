@@ -17,7 +17,8 @@ from click.core import ParameterSource
 from vidgen.bench import FrameSize
 from vidgen.errors import VidgenError
 from vidgen.mediaio import VIDEO_FILES, MediaIO
-from vidgen.plugins import RunOption, get_processor_class, processors, registered_commands, run_options
+from vidgen.plugins import (RunOption, default_plugin_manager, get_processor_class, processors, registered_commands,
+                            run_options)
 from vidgen.sequences import SequenceOutput, is_frame_folder, is_pattern, sequence_input
 from vidgen.trim import Trim, parse_time
 from vidgen.video import EncodeSettings, probe
@@ -420,6 +421,7 @@ def main() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     debug = bool(os.environ.get("VIDGEN_DEBUG"))
     try:
+        default_plugin_manager().hook.vidgen_register_commands(cli=cli)
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)

@@ -31,3 +31,8 @@ def vidgen_register_benchmarks(register: Callable[[str, click.Command], None]) -
 @hookspec
 def vidgen_register_run_options(register: Callable[[str, str, str], None]) -> None:
     """Add ``vidgen run`` shorthands by calling ``register("--flag", "NAME.KEY", help)``: ``--flag V`` = ``-p NAME.KEY=V``."""
+
+
+@hookspec
+def vidgen_register_commands(cli: click.Group) -> None:
+    """Add top-level commands to the `vidgen` CLI (``cli.add_command(command)``)."""

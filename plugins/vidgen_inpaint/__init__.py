@@ -27,5 +27,14 @@ def vidgen_register_trainers(register):
 @vidgen.hookimpl
 def vidgen_register_benchmarks(register):
     from vidgen_inpaint.bench import bench_command
+    from vidgen_inpaint.mask_bench import bench_command as mask_bench_command
 
     register("inpaint", bench_command)
+    register("mask", mask_bench_command)
+
+
+@vidgen.hookimpl
+def vidgen_register_commands(cli):
+    from vidgen_inpaint.mask_cli import mask_command
+
+    cli.add_command(mask_command)

@@ -1,4 +1,4 @@
-"""Where to fill: mask images, mask videos, folders of per-frame masks, boxes, and static-overlay detection.
+"""Where to fill: mask images, mask videos, folders of per-frame masks, boxes, and detected static overlays.
 
 Masks are `(H, W)` bool arrays, True where pixels must be filled (white in a mask file).
 """
@@ -165,39 +165,19 @@ def sample_video_frames(path: Path, count: int = 48, max_frames: int = 3000) -> 
     return np.stack(frames)
 
 
-def detect_static_overlay(frames: np.ndarray, std_threshold: float = 3.0, min_area: int = 12
-                          ) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
-    """Find overlays (logos, timestamps, burnt-in text) in `(T, H, W, 3)` uint8 frames of a moving scene.
-
-    An overlay pixel keeps its value while the scene moves; flat scene areas (sky, walls) also keep theirs,
-    so only static pixels on strong, static edges seed the detection; the seeds are closed and their
-    outlines filled. Returns the `(H, W)` bool mask and the boxes `(x, y, w, h)` found.
-    Raises `VidgenError` when the scene does not move or nothing static is found.
+def detect_static_overlay(frames: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """Static overlays in `(T, H, W, 3)` uint8 frames of a moving scene (`overlays.find_overlays`), for a run
+    with no mask: the `(H, W)` bool mask of their boxes and the boxes `(x, y, w, h)`.
+    Raises `VidgenError` saying why when nothing can be found.
     """
-    import cv2
+    from vidgen_inpaint.overlays import find_overlays, overlay_mask
 
-    if len(frames) < 3:
-        raise VidgenError("overlay detection needs at least 3 frames; give a mask (--mask or -p inpaint.box=)")
-    gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]).astype(np.float32)
-    scene_motion = float(np.abs(np.diff(gray, axis=0)).mean())
-    if scene_motion < 1.0:
-        raise VidgenError("no mask given and the scene barely moves, so static overlays cannot be told apart; "
-                          "give a mask (--mask or -p inpaint.box=x,y,w,h)")
-    static = gray.std(0) < std_threshold
-    median = np.median(gray, 0)
-    edges = np.hypot(cv2.Sobel(median, cv2.CV_32F, 1, 0), cv2.Sobel(median, cv2.CV_32F, 0, 1)) > 60
-    seeds = (static & edges).astype(np.uint8)
-    closed = cv2.morphologyEx(seeds, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (7, 7)))
-    contours, _ = cv2.findContours(closed, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    mask = np.zeros_like(seeds)
-    boxes = []
-    for contour in contours:
-        x, y, w, h = cv2.boundingRect(contour)
-        if seeds[y:y + h, x:x + w].sum() < min_area:
-            continue
-        cv2.drawContours(mask, [contour], -1, 1, thickness=cv2.FILLED)
-        boxes.append((x, y, w, h))
-    if not boxes:
-        raise VidgenError("no mask given and no static overlay (logo, timestamp, text) was found; "
-                          "give a mask (--mask or -p inpaint.box=x,y,w,h)")
-    return mask.astype(bool), boxes
+    advice = "give a mask (--mask, -p inpaint.box=x,y,w,h, or make one with `vidgen mask`)"
+    try:
+        overlays = find_overlays(frames)
+    except VidgenError as exc:
+        raise VidgenError(f"no mask given and {exc}; {advice}") from None
+    if not overlays:
+        raise VidgenError(f"no mask given and no static overlay (logo, panel, ticker, text) was found; {advice}")
+    height, width = frames.shape[1:3]
+    return overlay_mask(overlays, width, height), [o.box for o in overlays]

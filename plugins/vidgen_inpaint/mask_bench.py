@@ -1,0 +1,125 @@
+"""`vidgen bench mask`: overlay finding on overlays burnt onto real clips, box tracking on DAVIS, and speed.
+
+Needs the DAVIS folder of the development data (`--clips`, e.g. /work/shared/data/video).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from vidgen.errors import VidgenError
+from vidgen.synth import write_clip
+from vidgen_inpaint.burn import burn_logo, burn_score_panel, burn_ticker, burn_timestamp
+from vidgen_inpaint.masks import sample_video_frames
+from vidgen_inpaint.overlays import find_overlays, overlay_mask
+from vidgen_inpaint.tracking import TRACKERS, Box, box_iou, track
+
+OVERLAY_CASES = {
+    "score panel, changing scores": ("dog", lambda f: [burn_score_panel(f, 24, 24)]),
+    "semi-transparent logo (40 %)": ("camel", lambda f: [burn_logo(f, 540, 20)]),
+    "ticker, scrolling text": ("goat", lambda f: [burn_ticker(f)]),
+    "timestamp, running clock": ("paragliding-launch", lambda f: [burn_timestamp(f, 16, 300)]),
+    "panel + logo + ticker": ("horsejump-high", lambda f: [burn_score_panel(f, 24, 24), burn_logo(f, 540, 20),
+                                                           burn_ticker(f)]),
+}
+
+
+def davis_frames(folder: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A DAVIS sequence's frames `(T, H, W, 3)` uint8 RGB, resized to `size` (w, h) if given."""
+    import cv2
+
+    files = sorted(folder.glob("*.jpg"))
+    if not files:
+        raise VidgenError(f"{folder}: no frames")
+    frames = [cv2.imread(str(f))[..., ::-1] for f in files]
+    if size is not None:
+        frames = [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]
+    return np.stack(frames)
+
+
+def davis_boxes(folder: Path) -> list[Box | None]:
+    """The bounding box of each frame's object mask (None where the mask is empty)."""
+    import cv2
+
+    boxes: list[Box | None] = []
+    for path in sorted((folder / "masks").glob("*.png")):
+        ys, xs = np.nonzero(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) > 127)
+        boxes.append((int(xs.min()), int(ys.min()), int(np.ptp(xs) + 1), int(np.ptp(ys) + 1)) if len(xs) else None)
+    return boxes
+
+
+def overlay_rows(davis: Path) -> list[tuple]:
+    """(case, clip, coverage, area / true area, seconds) per overlay case: burnt in, encoded (H.264 crf 23),
+    48 frames sampled from the file as `vidgen mask --overlays` does."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="vidgen-bench-mask-") as scratch:
+        for case, (sequence, burn) in OVERLAY_CASES.items():
+            frames = davis_frames(davis / sequence, (640, 360))
+            truth = np.zeros(frames.shape[1:3], bool)
+            for x, y, w, h in burn(frames):
+                truth[y:y + h, x:x + w] = True
+            path = write_clip(Path(scratch) / "clip.mp4", frames, options={"crf": "23"})
+            sampled = sample_video_frames(path)
+            start = time.perf_counter()
+            found = overlay_mask(find_overlays(sampled), 640, 360)
+            seconds = time.perf_counter() - start
+            rows.append((case, sequence, (found & truth).sum() / truth.sum(), found.sum() / truth.sum(), seconds))
+    return rows
+
+
+def tracking_rows(davis: Path, sequences: list[str]) -> list[tuple]:
+    """(sequence, frames, {tracker: (mean IoU, frames lost, fps)}) from the first frame's true box."""
+    import cv2
+
+    rows = []
+    for sequence in sequences:
+        frames = davis_frames(davis / sequence)
+        truth = davis_boxes(davis / sequence)
+        results = {}
+        for method in TRACKERS:
+            cv2.setRNGSeed(0)  # MIL samples at random
+            start = time.perf_counter()
+            steps = list(track(frames, truth[0], method))
+            seconds = time.perf_counter() - start
+            ious = [box_iou(s.box, t) for s, t in zip(steps, truth) if t is not None]
+            results[method] = (float(np.mean(ious)), sum(not s.held for s in steps), len(frames) / seconds)
+        rows.append((sequence, len(frames), results))
+    return rows
+
+
+@click.command("mask")
+@click.option("--clips", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Development video folder holding DAVIS/ (e.g. /work/shared/data/video).")
+@click.option("--sequences", default="", help="Comma-separated DAVIS sequences to track (default: all).")
+def bench_command(clips: str, sequences: str) -> None:
+    """Overlay coverage and area on burnt-in overlays; tracking IoU per DAVIS clip, flow vs OpenCV MIL; speed."""
+    import cv2
+
+    davis = Path(clips) / "DAVIS"
+    if not davis.is_dir():
+        raise VidgenError(f"{clips}: no DAVIS folder")
+    names = [s for s in sequences.split(",") if s] or sorted(p.name for p in davis.iterdir() if p.is_dir())
+    click.echo(f"cv2 {cv2.__version__}, {cv2.getNumThreads()} OpenCV threads")
+    click.echo("")
+    click.echo("| overlay case (640x360, H.264 crf 23) | DAVIS clip | coverage of the true box | marked area / true area | s (48 frames) |")
+    click.echo("|---|---|---|---|---|")
+    for case, sequence, coverage, area, seconds in overlay_rows(davis):
+        click.echo(f"| {case} | {sequence} | {100 * coverage:.1f} % | {area:.2f} | {seconds:.2f} |")
+    click.echo("")
+    methods = list(TRACKERS)
+    click.echo("| DAVIS clip (854x480) | frames | " + " | ".join(f"{m}: mean IoU | {m}: lost | {m}: fps" for m in methods) + " |")
+    click.echo("|---|---|" + "---|---|---|" * len(methods))
+    means: dict[str, list[float]] = {m: [] for m in methods}
+    for sequence, count, results in tracking_rows(davis, names):
+        cells = []
+        for method in methods:
+            iou, lost, fps = results[method]
+            means[method].append(iou)
+            cells.append(f"{iou:.3f} | {lost} | {fps:.0f}")
+        click.echo(f"| {sequence} | {count} | " + " | ".join(cells) + " |")
+    click.echo("| mean | | " + " | ".join(f"{np.mean(means[m]):.3f} | | " for m in methods) + " |")

@@ -1,0 +1,121 @@
+"""Tests of `vidgen mask`: overlays found whole, boxes followed, outputs the inpaint plugin reads, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import vidgen
+from clips import write_clip
+from vidgen_inpaint.burn import burn_logo, burn_score_panel, burn_ticker, burn_timestamp, panning_texture
+from vidgen_inpaint.masks import MaskSource
+from vidgen_inpaint.overlays import find_overlays, overlay_mask
+from vidgen_inpaint.tracking import box_iou, track
+
+WIDTH, HEIGHT = 320, 180
+
+
+def coverage_and_area(frames: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> tuple[float, float]:
+    truth = np.zeros(frames.shape[1:3], bool)
+    for x, y, w, h in boxes:
+        truth[y:y + h, x:x + w] = True
+    found = overlay_mask(find_overlays(frames), frames.shape[2], frames.shape[1])
+    return (found & truth).sum() / truth.sum(), found.sum() / truth.sum()
+
+
+@pytest.mark.parametrize("burn", [
+    lambda f: [burn_score_panel(f, 12, 12)],
+    lambda f: [burn_logo(f, 260, 10)],
+    lambda f: [burn_ticker(f)],
+    lambda f: [burn_timestamp(f, 8, 140)],
+    lambda f: [burn_score_panel(f, 12, 12), burn_logo(f, 260, 10), burn_ticker(f)],
+], ids=["panel", "semi-transparent logo", "ticker", "timestamp", "all three"])
+def test_overlays_are_found_whole(burn):
+    frames = panning_texture(32, WIDTH, HEIGHT, step=4)
+    boxes = burn(frames)
+    coverage, area = coverage_and_area(frames, boxes)
+    assert coverage >= 0.9 and area <= 2.0, (coverage, area)
+
+
+def test_overlay_presence_is_reported_and_a_still_clip_is_refused():
+    frames = panning_texture(32, WIDTH, HEIGHT, step=4)
+    burn_score_panel(frames, 12, 12)
+    (overlay,) = find_overlays(frames)
+    assert overlay.presence > 0.9
+    with pytest.raises(vidgen.VidgenError, match="barely moves"):
+        find_overlays(np.repeat(frames[:1], 16, 0))
+
+
+def moving_square(frames: int = 30, speed: int = 5) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """A reddish square with blotchy shading crossing a panning texture; its true boxes."""
+    background = panning_texture(frames, WIDTH, HEIGHT, step=1, seed=1)
+    shading = cv2.resize(np.random.default_rng(2).uniform(0.5, 1.0, (5, 5)), (40, 40), interpolation=cv2.INTER_CUBIC)
+    patch = np.clip(shading[..., None] * (230, 90, 60), 0, 255).astype(np.uint8)
+    boxes = []
+    for t in range(frames):
+        x, y = 30 + speed * t, 60 + round(30 * np.sin(t / 8))
+        background[t, y:y + 40, x:x + 40] = patch
+        boxes.append((x, y, 40, 40))
+    return background, boxes
+
+
+@pytest.mark.parametrize("method", ["flow", "mil"])
+def test_trackers_follow_a_moving_square(method):
+    frames, truth = moving_square()
+    steps = list(track(frames, truth[0], method))
+    ious = [box_iou(s.box, t) for s, t in zip(steps, truth)]
+    assert np.mean(ious) >= 0.6 and ious[-1] >= 0.4, ious
+
+
+@pytest.fixture
+def square_clip(tmp_path: Path) -> tuple[Path, list]:
+    frames, truth = moving_square()
+    return write_clip(tmp_path / "square.mp4", frames, options={"crf": "12"}), truth
+
+
+def test_mask_track_writes_masks_the_inpaint_plugin_reads(cli, tmp_path, square_clip):
+    source, truth = square_clip
+    code, out, err = cli("mask", source, "-o", tmp_path / "masks", "--box", "30,60,40,40", "--track",
+                         "--preview", tmp_path / "sheet.png")
+    assert code == 0, err
+    assert "30 frames" in out
+    masks = MaskSource(str(tmp_path / "masks"), [], WIDTH, HEIGHT)
+    x, y, w, h = truth[-1]
+    assert masks(29)[y:y + h, x:x + w].mean() > 0.6 and masks(29).sum() < 2 * w * h
+    assert cv2.imread(str(tmp_path / "sheet.png")) is not None
+    code, _, err = cli("mask", source, "-o", tmp_path / "masks.mp4", "--point", "50,80", "--track", "--dilate", "2")
+    assert code == 0, err
+    assert MaskSource(str(tmp_path / "masks.mp4"), [], WIDTH, HEIGHT)(29).any()
+
+
+def test_mask_overlays_cli(cli, tmp_path):
+    frames = panning_texture(32, WIDTH, HEIGHT, step=4)
+    x, y, w, h = burn_score_panel(frames, 12, 12)
+    source = write_clip(tmp_path / "panel.mp4", frames, options={"crf": "18"})
+    code, out, err = cli("mask", source, "-o", tmp_path / "mask.png", "--overlays")
+    assert code == 0, err
+    assert "1 static overlay region" in out and "present in" in out
+    mask = cv2.imread(str(tmp_path / "mask.png"), cv2.IMREAD_GRAYSCALE) > 127
+    assert mask[y:y + h, x:x + w].mean() > 0.9 and mask.sum() < 2 * w * h
+
+
+def test_mask_bad_input_is_one_line_and_writes_nothing(cli, tmp_path, square_clip):
+    source, _ = square_clip
+    still = write_clip(tmp_path / "still.mp4", np.repeat(panning_texture(1, WIDTH, HEIGHT), 20, 0))
+    (tmp_path / "exists.png").write_bytes(b"x")
+    cases = [
+        (["--box", "400,300,20,20", "--track", "-o", tmp_path / "a"], "outside"),
+        (["--track", "-o", tmp_path / "b"], "--track needs"),
+        (["--overlays", "-o", tmp_path / "exists.png"], "--overwrite"),
+        ([],  "say what to mask"),
+    ]
+    for args, message in cases:
+        code, _, err = cli("mask", source, *args) if args else cli("mask", source, "-o", tmp_path / "c.png")
+        assert code != 0 and message in err and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1
+    code, _, err = cli("mask", still, "--overlays", "-o", tmp_path / "d.png")
+    assert code != 0 and "barely moves" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exists.png", "square.mp4", "still.mp4"]
