@@ -244,7 +244,7 @@ def read_masks(folder: str | os.PathLike, limit: int = 0) -> np.ndarray:
 def _read_images(folder: Path, limit: int, colour: bool) -> list[np.ndarray]:
     import cv2
 
-    from vidgen.training import IMAGE_SUFFIXES
+    from vidgen.sequences import IMAGE_SUFFIXES
 
     if not folder.is_dir():
         raise VidgenError(f"{folder}: not a folder or video file")

@@ -28,9 +28,8 @@ import torch
 
 from vidgen.compute import resolve_device
 from vidgen.errors import VidgenError
+from vidgen.sequences import IMAGE_SUFFIXES
 from vidgen.weights import ModelCard, load_weights, relative_command, relative_path, save_state, save_weights
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 __all__ = ["IMAGE_SUFFIXES", "TrainOptions", "TrainingRun", "cosine_rate", "load_images", "load_weights",
            "random_crops", "save_weights", "set_learning_rate", "split_holdout", "train_options"]

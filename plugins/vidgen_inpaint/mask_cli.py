@@ -12,7 +12,7 @@ import click
 import numpy as np
 
 from vidgen.errors import VidgenError
-from vidgen.training import IMAGE_SUFFIXES
+from vidgen.sequences import IMAGE_SUFFIXES
 from vidgen_inpaint.masks import VIDEO_SUFFIXES, dilate, parse_boxes, sample_video_frames
 from vidgen_inpaint.tracking import TRACKERS, Box, TrackStep, box_from_point, check_box, track
 

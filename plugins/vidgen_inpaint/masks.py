@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from vidgen.errors import VidgenError
-from vidgen.training import IMAGE_SUFFIXES
+from vidgen.sequences import IMAGE_SUFFIXES
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".gif"}
 
