@@ -88,8 +88,8 @@ def render(processor: Seg2Vid, labels: np.ndarray) -> np.ndarray:
 @click.command("seg2vid")
 @click.option("--camvid", type=click.Path(file_okay=False), default="/work/shared/data/segmentation/CamVid",
               show_default=True, help="CamVid folder with train/ and val/ (images/, labels/).")
-@click.option("--judge", "judge_path", type=click.Path(dir_okay=False), default=str(SHIPPED_JUDGE),
-              show_default=True, help="Judge weights from `vidgen train seg2vid-judge`.")
+@click.option("--judge", "judge_path", type=click.Path(dir_okay=False), default=None,
+              help="Judge weights from `vidgen train seg2vid-judge` (default: the shipped camvid-judge.safetensors).")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None, help="seg2vid weights (default: shipped).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Use only the first N val photos.")
 @click.option("--clips", type=click.IntRange(1), default=6, show_default=True, help="Moving-label clips for the warping error.")
@@ -103,6 +103,7 @@ def bench_command(options: BenchOptions, camvid: str, judge_path: str, weights: 
     root = Path(camvid)
     if not (root / "val" / "labels").is_dir() or not (root / "train" / "labels").is_dir():
         raise VidgenError(f"{root}: no CamVid train/ and val/ folders (images/, labels/) there; pass --camvid DIR")
+    judge_path = judge_path or str(SHIPPED_JUDGE)
     if not Path(judge_path).is_file():
         raise VidgenError(f"{judge_path}: no judge weights; train them with `vidgen train seg2vid-judge --pairs "
                           f"{root / 'train'} --out JUDGE.safetensors` and pass --judge JUDGE.safetensors")
