@@ -14,6 +14,7 @@ import torch
 from click.testing import CliRunner
 
 import vidgen
+from vidgen.metrics import warping_error
 from vidgen.weights import load_weights, save_weights
 from vidgen_seg2vid.judge import SHIPPED_JUDGE, Judge, accuracy_and_iou, confusion_counts
 from vidgen_seg2vid.labels import (CAMVID_PALETTE, PALETTE, colourise, decode_colours, label_flow, label_path,
@@ -23,7 +24,7 @@ from vidgen_seg2vid.processor import Seg2Vid
 from vidgen_seg2vid.train import train_command
 
 SAMPLES = Path(__file__).parent.parent / "samples"
-SKY, BUILDING, ROAD, TREE, CAR = 0, 1, 3, 5, 8
+SKY, BUILDING, ROAD, TREE = 0, 1, 3, 5
 
 
 def blocky_labels(classes: int, height: int = 48, width: int = 64, seed: int = 0) -> np.ndarray:
@@ -194,13 +195,17 @@ def street_clip(frames: range) -> np.ndarray:
     return np.stack([street(frame) for frame in frames])
 
 
-def test_shipped_model_draws_the_street_where_its_labels_are() -> None:
-    labels = street_clip(range(30, 34))
-    output = vidgen.processor("seg2vid", device="cpu")(colourise(labels))
+def test_shipped_model_draws_the_street_where_its_labels_are_and_is_steadier_than_per_frame() -> None:
+    labels = street_clip(range(30, 36))
+    clip = colourise(labels)
+    output = vidgen.processor("seg2vid", device="cpu")(clip)
     judge = Judge.load(SHIPPED_JUDGE, torch.device("cpu"))
     accuracy, _ = accuracy_and_iou(judge.confusion(output, labels))
-    assert accuracy > 0.6, accuracy
-    mean = {k: output[labels == k].mean(0) for k in (SKY, BUILDING, ROAD, TREE, CAR)}
-    assert mean[SKY].mean() > mean[ROAD].mean() > mean[CAR].mean() - 40  # bright sky over a darker road
-    assert mean[TREE][1] > mean[TREE][2] and mean[BUILDING][0] > mean[BUILDING][2]  # green-ish tree, warm walls
-    assert np.abs(mean[SKY] - mean[BUILDING]).sum() > 30
+    assert accuracy > 0.65, accuracy  # measured 0.77 (the judge on real CamVid val photos: 0.87)
+    mean = {k: output[labels == k].mean(0) for k in (SKY, BUILDING, ROAD, TREE)}
+    assert mean[SKY].mean() > mean[ROAD].mean() + 80  # measured 236 vs 69
+    assert mean[TREE][1] > mean[TREE][2] and np.abs(mean[SKY] - mean[BUILDING]).sum() > 100
+    panning = colourise(label_path(labels[0], 320, 240, 8, seed=0))  # the camera moves: everything moves
+    full = vidgen.processor("seg2vid", device="cpu")(panning)
+    per_frame = vidgen.processor("seg2vid", device="cpu", temporal=False)(panning)
+    assert warping_error(full, panning) < 0.5 * warping_error(per_frame, panning)  # measured 5.6 vs 21.8
