@@ -278,8 +278,10 @@ def train_command(options: TrainOptions, pairs_dir: str | None, images_dir: str 
               "widths": list(generator.widths), "hidden": generator.hidden,
               "style_mean": [round(v, 4) for v in codes.mean(0).tolist()],
               "style_std": [round(v, 4) for v in codes.std(0).tolist()]}
-    card = run.model_card([images_dir or pairs_dir], {"val_psnr_style0": round(val_psnr, 2),
-                                                      "val_label_accuracy": val_accuracy and round(val_accuracy, 4)},
+    metrics = {"val_psnr_style0": round(val_psnr, 2)}
+    if val_accuracy is not None:
+        metrics["val_label_accuracy"] = round(val_accuracy, 4)
+    card = run.model_card([images_dir or pairs_dir], metrics,
                           crop=crop, batch=batch, lr=lr, train_pairs=len(kept), validation_pairs=len(held),
                           loss_weights={"l1_downscaled_4x": 1.0, "temporal": temporal_weight,
                                         "adversarial": adversarial_weight, "feature_matching": matching_weight,
