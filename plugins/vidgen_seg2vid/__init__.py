@@ -1,4 +1,4 @@
-"""vidgen seg2vid: a colour-coded segmentation-map video → a photo-like video with one style per video."""
+"""vidgen seg2vid: a semantic label video (CamVid street classes) → a street-scene video, one style per video."""
 
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ def vidgen_register_processors(register: Callable) -> None:
 
 @vidgen.hookimpl
 def vidgen_register_trainers(register: Callable[[str, click.Command], None]) -> None:
+    from vidgen_seg2vid.judge import judge_command
     from vidgen_seg2vid.train import train_command
 
     register("seg2vid", train_command)
+    register("seg2vid-judge", judge_command)
 
 
 @vidgen.hookimpl

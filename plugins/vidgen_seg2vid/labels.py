@@ -1,5 +1,5 @@
-"""Label maps for seg2vid: the class palette, colour decoding of label videos, and the fixed
-unsupervised segmentation that turns a photograph into material-like colour classes.
+"""Label maps for seg2vid: the CamVid classes and colours, colour decoding of label videos, motion between
+label frames, and the fixed unsupervised segmentation of the colour-region classes (`--images` training).
 
 The segmentation is k-means in CIELAB on a blurred photo with cluster centres fitted once
 (`fit_segmentation.py`) and stored in `segmentation.json`; a mode filter smooths the result. The same
@@ -22,8 +22,16 @@ from vidgen.synth import camera_path
 HERE = Path(__file__).parent
 SEGMENTATION_FILE = HERE / "segmentation.json"
 
-# Display colours of class 0, 1, 2, ... in label videos (well apart in RGB, so that H.264 chroma
-# subsampling does not push a pixel closer to another class). Models support up to len(PALETTE) classes.
+# The CamVid classes by index and the colours CamVid draws them with (class 11: unlabelled / void).
+CAMVID_CLASSES = ("sky", "building", "pole", "road", "pavement", "tree", "sign/symbol", "fence", "car",
+                  "pedestrian", "bicyclist", "void")
+CAMVID_PALETTE: tuple[tuple[int, int, int], ...] = (
+    (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222), (128, 128, 0),
+    (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192), (0, 0, 0),
+)
+
+# Colours of the colour-region classes of the built-in segmentation (`--images` training; well apart in
+# RGB, so that H.264 chroma subsampling does not push a pixel closer to another class).
 PALETTE: tuple[tuple[int, int, int], ...] = (
     (60, 60, 60), (0, 0, 142), (220, 20, 60), (107, 142, 35),
     (220, 220, 0), (70, 130, 180), (152, 251, 152), (255, 255, 255),
@@ -72,36 +80,58 @@ def segment(rgb: np.ndarray) -> np.ndarray:
     return mode_filter(labels, len(centres))
 
 
-def colourise(labels: np.ndarray) -> np.ndarray:
-    """`(..., H, W)` class indices → `(..., H, W, 3)` uint8 palette colours."""
-    if labels.size and int(labels.max()) >= len(PALETTE):
-        raise VidgenError(f"class {int(labels.max())} has no palette colour (at most {len(PALETTE)} classes)")
-    return np.asarray(PALETTE, np.uint8)[labels]
+Palette = tuple[tuple[int, int, int], ...]
 
 
-def decode_colours(frames: torch.Tensor, classes: int) -> torch.Tensor:
-    """Palette-coloured frames `(T, 3, H, W)` in [0, 1] → class indices `(T, H, W)` int64.
+def colourise(labels: np.ndarray, palette: Palette = CAMVID_PALETTE) -> np.ndarray:
+    """`(..., H, W)` class indices → `(..., H, W, 3)` uint8 colours of `palette` (CamVid's by default)."""
+    if labels.size and int(labels.max()) >= len(palette):
+        raise VidgenError(f"class {int(labels.max())} has no palette colour (classes 0-{len(palette) - 1})")
+    return np.asarray(palette, np.uint8)[labels]
 
-    Each pixel takes the nearest of the first `classes` palette colours, then a 3×3 mode filter removes
-    the stray classes that compression leaves along edges. Raises `VidgenError` when a frame has more
-    than 30 % of pixels far from every palette colour (not a label video).
+
+def describe_palette(palette: Palette, names: list[str] | tuple[str, ...]) -> str:
+    """'0 sky (128,128,128), 1 building (128,0,0), ...'"""
+    return ", ".join(f"{k} {name} ({','.join(map(str, colour))})" for k, (name, colour) in enumerate(zip(names, palette)))
+
+
+def decode_colours(frames: torch.Tensor, palette: Palette = CAMVID_PALETTE, palette_name: str = "CamVid") -> torch.Tensor:
+    """Label frames `(T, 3, H, W)` in [0, 1] drawn in `palette` → class indices `(T, H, W)` int64.
+
+    Each pixel takes the nearest palette colour, then a 3×3 mode filter removes the stray classes that
+    compression leaves along edges. Raises `VidgenError` (one line naming the expected palette) when a
+    frame has more than 30 % of pixels far from every palette colour (another palette, or not labels).
     """
-    palette = torch.tensor(PALETTE[:classes], dtype=torch.float32, device=frames.device) / 255.0
-    distance = ((frames.float()[:, None] - palette[None, :, :, None, None]) ** 2).sum(2)  # (T, K, H, W)
+    classes = len(palette)
+    colours = torch.tensor(palette, dtype=torch.float32, device=frames.device) / 255.0
+    distance = ((frames.float()[:, None] - colours[None, :, :, None, None]) ** 2).sum(2)  # (T, K, H, W)
     nearest, labels = distance.min(1)
     unknown = (nearest > (UNKNOWN_DISTANCE / 255.0) ** 2).float().mean((1, 2))
     if bool((unknown > MAX_UNKNOWN_FRACTION).any()):
         worst = float(unknown.max())
         raise VidgenError(
-            f"seg2vid: {worst:.0%} of the pixels of a frame are not palette colours; the input must be a "
-            f"label video coloured with the seg2vid palette (see `vidgen plugins`)")
+            f"seg2vid: {worst:.0%} of the pixels of a frame are not colours of the {palette_name} palette this "
+            f"model expects: {', '.join('(' + ','.join(map(str, c)) + ')' for c in palette)} "
+            f"(`vidgen plugins` names the classes)")
     votes = F.avg_pool2d(F.one_hot(labels, classes).permute(0, 3, 1, 2).float(), 3, 1, 1,
                          count_include_pad=False)
     return votes.argmax(1)
 
 
-def read_label_folder(folder: str | Path, classes: int | None = None) -> np.ndarray:
-    """A folder of class-index PNGs (sorted by name) → `(T, H, W, 3)` uint8 palette frames.
+def label_flow(labels_from: np.ndarray, labels_to: np.ndarray) -> np.ndarray:
+    """Motion `(H, W, 2)` float32 (pixels, x then y) such that pixel p of `labels_to` `(H, W)` shows what
+    `labels_from` has at p + flow[p]: DIS optical flow between the label maps drawn as grey levels.
+
+    This is how the previous output is warped onto the next frame (training and processor alike)."""
+    import cv2
+
+    levels = (np.arange(256) * 37 % 256).astype(np.uint8)  # neighbouring class indices far apart in grey
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+    return dis.calc(levels[labels_to], levels[labels_from], None)
+
+
+def read_label_folder(folder: str | Path, palette: Palette = CAMVID_PALETTE) -> np.ndarray:
+    """A folder of class-index PNGs (sorted by name) → `(T, H, W, 3)` uint8 frames in `palette` colours.
 
     The result can be passed to `vidgen.processor("seg2vid")(frames)` or written as a label video.
     """
@@ -110,7 +140,7 @@ def read_label_folder(folder: str | Path, classes: int | None = None) -> np.ndar
     paths = sorted(Path(folder).glob("*.png"))
     if not paths:
         raise VidgenError(f"{folder}: no class-index PNGs found")
-    limit = classes or len(PALETTE)
+    limit = len(palette)
     frames = []
     for path in paths:
         labels = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
@@ -118,7 +148,7 @@ def read_label_folder(folder: str | Path, classes: int | None = None) -> np.ndar
             raise VidgenError(f"{path}: not a readable PNG")
         if int(labels.max()) >= limit:
             raise VidgenError(f"{path}: class {int(labels.max())} is out of range (classes 0-{limit - 1})")
-        frames.append(colourise(labels))
+        frames.append(colourise(labels, palette))
     if len({f.shape for f in frames}) != 1:
         raise VidgenError(f"{folder}: label PNGs differ in size")
     return np.stack(frames)
