@@ -26,13 +26,14 @@ class KillAt(Processor):
 
 
 class InterruptAt(Processor):
-    """Passes frames through; raises KeyboardInterrupt (a Ctrl-C) on frame `frame`, once per instance."""
+    """Passes frames through; raises KeyboardInterrupt (a Ctrl-C) on frame `frame` unless file `spared` exists."""
 
     name = "interrupt-at"
-    options = (Option("frame", int, 0, "frame index to interrupt on"),)
+    options = (Option("frame", int, 0, "frame index to interrupt on"),
+               Option("spared", str, "", "no interruption when this exists"))
 
     def process(self, group: FrameGroup) -> FrameGroup:
-        if self.settings.frame in group.core_indices:
+        if self.settings.frame in group.core_indices and not os.path.exists(self.settings.spared):
             raise KeyboardInterrupt
         return group.with_frames(group.core_frames)
 

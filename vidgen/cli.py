@@ -467,8 +467,9 @@ def main() -> None:
     debug = bool(os.environ.get("VIDGEN_DEBUG"))
     try:
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
+    except click.exceptions.Abort as exc:  # click's form of Ctrl-C; a resumable run says what it kept
+        kept = str(exc.__cause__ or "")
+        click.echo(f"interrupted; {kept}" if kept else "interrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
@@ -480,8 +481,8 @@ def main() -> None:
             raise
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt as exc:
-        click.echo(f"interrupted; {exc or 'no output written'}", err=True)
+    except KeyboardInterrupt:
+        click.echo("interrupted; no output written", err=True)
         sys.exit(130)
     except Exception as exc:  # last resort: still one line, with VIDGEN_DEBUG=1 for the traceback
         if debug:
