@@ -279,11 +279,17 @@ def run(inputs: tuple[str, ...], output: str, plugin_names: tuple[str, ...], par
     if engine == "ray":
         from vidgen.distributed import ChainSpec, run_batch
 
-        outcomes = run_batch(pending, ChainSpec(tuple(zip(chain, options)), group_size),
-                             encode=settings, device=device, precision=precision, overwrite=overwrite,
-                             address=ray_address, segment_frames=segment_frames, workers=workers,
-                             worker_logs=not quiet, strict=strict, log=log,
-                             manifests={src: manifest(src) for src, _ in pending} if resume else None)
+        try:
+            outcomes = run_batch(pending, ChainSpec(tuple(zip(chain, options)), group_size),
+                                 encode=settings, device=device, precision=precision, overwrite=overwrite,
+                                 address=ray_address, segment_frames=segment_frames, workers=workers,
+                                 worker_logs=not quiet, strict=strict, log=log,
+                                 manifests={src: manifest(src) for src, _ in pending} if resume else None)
+        except KeyboardInterrupt:
+            if resume:
+                raise KeyboardInterrupt("the finished segments are kept in each OUTPUT.vidgen-work folder: run the "
+                                        "same command again with --resume to continue") from None
+            raise
         for outcome in outcomes:
             if outcome.error is not None:
                 if not batch:
