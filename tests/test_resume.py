@@ -154,3 +154,23 @@ def test_a_truncated_segment_is_redone_and_a_batch_skips_finished_outputs(vidgen
     assert "finished earlier" in out_text and (out / "second.mp4").stat().st_mtime_ns == finished_at
     assert_same_video(out / "in.mp4", reference, source)
     assert sorted(p.name for p in out.iterdir()) == ["in.mp4", "second.mp4"]
+
+
+def test_an_image_sequence_output_keeps_its_images_and_resumes(vidgen_cli, source: Path, tmp_path: Path) -> None:
+    pattern, spared = tmp_path / "frames" / "%03d.png", tmp_path / "spared"
+    pattern.parent.mkdir()
+    (tmp_path / "whole").mkdir()
+    assert interrupted_run(vidgen_cli, source, pattern, spared)
+    kept = sorted(p.name for p in work_folder(pattern).glob("*.png"))
+    assert kept[:2] == ["000.png", "001.png"] and len(kept) < FRAMES
+    assert sorted(p.name for p in pattern.parent.iterdir()) == [work_folder(pattern).name]
+    spared.touch()
+    code, _, err = vidgen_cli("run", source, "-o", pattern, "--resume", *interrupt_options(spared))
+    assert code == 0, err
+    assert f"resuming at frame {len(kept)} of {FRAMES}" in err
+    code, _, err = vidgen_cli("run", source, "-o", tmp_path / "whole" / "%03d.png", *interrupt_options(spared))
+    assert code == 0, err
+    names = sorted(p.name for p in pattern.parent.iterdir())
+    assert names == [f"{index:03d}.png" for index in range(FRAMES)]
+    for name in names:
+        assert (pattern.parent / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()

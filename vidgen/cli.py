@@ -220,8 +220,8 @@ def run(inputs: tuple[str, ...], output: str, plugin_names: tuple[str, ...], par
         raise VidgenError("--fps is for image-sequence inputs (videos have their own frame rate)")
     if sequence_out and batch:
         raise VidgenError(f"{output}: an image-sequence output takes one input")
-    if resume and (sequences or sequence_out):
-        raise VidgenError("--resume works with video files; image-sequence inputs and outputs cannot resume yet")
+    if resume and sequences:
+        raise VidgenError("--resume works on video inputs; image-sequence inputs cannot resume yet")
 
     def media(src: Path) -> MediaIO:
         io = sequence_input(VIDEO_FILES, sequence_fps) if src in sequences else VIDEO_FILES
@@ -307,7 +307,7 @@ def run(inputs: tuple[str, ...], output: str, plugin_names: tuple[str, ...], par
                 if resume:
                     result = run_resumable(src, dst, build(), manifest(src), encode=settings, device=device,
                                            precision=precision, overwrite=overwrite, progress=progress,
-                                           strict=strict, log=log,
+                                           strict=strict, log=log, images=sequence_out,
                                            segment_frames=segment_frames if "segment_frames" in given else None)
                 else:
                     result = run_pipeline(src, dst, build(), encode=settings, device=device, precision=precision,

@@ -30,6 +30,7 @@ from vidgen.engine import run as run_pipeline
 from vidgen.errors import UndecodableSegmentError, VidgenError
 from vidgen.mediaio import MediaIO
 from vidgen.processor import Processor
+from vidgen.sequences import SequenceOutput, SequenceWriter
 from vidgen.video import DecodedFrame, EncodeSettings, VideoReader, VideoWriter
 
 WORK_SUFFIX = ".vidgen-work"
@@ -250,40 +251,57 @@ def run_resumable(
     progress: bool = False,
     strict: bool = False,
     segment_frames: int | None = None,
+    images: SequenceOutput | None = None,
     log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
 ) -> RunResult:
     """`engine.run` that keeps its finished segments in `work_folder(dst)` and continues after them.
 
     `manifest` (see `run_manifest`) must match the folder's; the segments are joined into `dst` at the end.
+    With `images` (an image-sequence output, `dst` its pattern) the work folder keeps the images written so
+    far instead, each written atomically, and they are moved into place at the end.
     """
     src, dst = Path(src), Path(dst)
     started = time.perf_counter()
     work_exists = work_folder(dst).is_dir()
-    check_output_path(src, dst, overwrite or work_exists)  # a kill after the join's rename left `dst` and the folder
+    if images is None:
+        check_output_path(src, dst, overwrite or work_exists)  # a kill after the join's rename left `dst` and the folder
+    elif not work_exists:
+        images.discard(images.stage(dst))  # the checks an image-sequence output makes before it starts
     layout = frame_layout(src)
     if layout is None:
         raise VidgenError(f"{src}: --resume needs a video whose frames all have timestamps and that can be read "
                           "to its end; run it without --resume")
     pts, keyframes = layout
     work = WorkFolder.open(dst, manifest, overwrite)
-    done = work.finished()
-    start = done[-1][1] if done else 0
     total = len(pts)
+    if images is None:
+        done = work.finished()
+        start = done[-1][1] if done else 0
+    else:
+        start = kept_images(work, images.pattern.name, total)
     if start:
         log(f"{dst}: resuming at frame {start} of {total} (work kept in {work.path})")
     planned = segment_plan(pts, keyframes, start, Reach.of(processors))
+
+    def open_writer(tmp: Path, reader: VideoReader, settings: EncodeSettings, warn: Callable[[str], None]) -> Any:
+        if images is None:
+            return SegmentWriter(work, reader, settings, warn, start, segment_frames)
+        return ImageWriter(work, reader, settings, warn, images.pattern.name, start)
+
     frames_out = 0
     if start < total:
         io = MediaIO(open_reader=lambda path, strict_: ResumedReader(VideoReader(path, strict_), planned),
-                     open_writer=lambda tmp, reader, settings, warn: SegmentWriter(work, reader, settings, warn, start,
-                                                                                   segment_frames),
-                     stage=lambda target: work.path, commit=lambda tmp, target: None, discard=lambda tmp: None)
+                     open_writer=open_writer, stage=lambda target: work.path, commit=lambda tmp, target: None,
+                     discard=lambda tmp: None)
         try:
             result = run_pipeline(src, dst, processors, encode=encode, device=device, precision=precision,
                                   overwrite=True, progress=progress, strict=strict, log=log, io=io)
         except UndecodableSegmentError as exc:
             raise VidgenError(f"{exc}; run it without --resume") from None
         frames_out = result.frames - (start - planned.warmup_start)
+    if images is not None:
+        finish_images(work, images, total, src)
+        return RunResult(frames_out, time.perf_counter() - started, dst)
     spans = work.finished()
     if not spans or spans[-1][1] != total:
         kept = spans[-1][1] if spans else 0
@@ -303,6 +321,51 @@ def join_work(src: Path, dst: Path, work: WorkFolder, spans: list[tuple[int, int
     commit_file(joined, dst)
     work.remove()
     return frames
+
+
+class ImageWriter:
+    """Writes frames from `start` on as the images of `pattern` into `work`, each to a hidden name first
+    and renamed once complete (a `SequenceWriter` does the writing)."""
+
+    def __init__(self, work: WorkFolder, source: VideoReader, settings: EncodeSettings, warn: Callable[[str], None],
+                 pattern: str, start: int) -> None:
+        self.work, self.pattern, self.start = work, pattern, start
+        self.images = SequenceWriter(work.path, source, settings, warn, pattern="." + pattern)
+
+    def write(self, image: Any, pts: int | None, index: int) -> None:
+        if index < self.start:
+            return
+        self.images.write(image, pts, index)
+        commit_file(self.work.path / ("." + self.pattern % index), self.work.path / (self.pattern % index))
+
+    def close(self) -> None:
+        """Every image is in place once written."""
+
+    def abort(self) -> None:
+        """A half-written image is a hidden file, removed when the work folder is next opened."""
+
+
+def kept_images(work: WorkFolder, pattern: str, total: int) -> int:
+    """How many images of `pattern` the work folder holds from frame 0 on, without a gap."""
+    count = 0
+    while count < total and (work.path / (pattern % count)).is_file():
+        count += 1
+    return count
+
+
+def finish_images(work: WorkFolder, images: SequenceOutput, total: int, src: Path) -> None:
+    """Move the `total` images of `work` into place (replacing older frames of the pattern), then remove it."""
+    kept = kept_images(work, images.pattern.name, total)
+    if kept != total:
+        raise VidgenError(f"{src}: only {kept} of the {total} frames its packets promise could be decoded; "
+                          "run it without --resume")
+    for old in images.existing():
+        old.unlink()
+    for index in range(total):
+        name = images.pattern.name % index
+        os.replace(work.path / name, images.pattern.parent / name)
+    sync_folder(images.pattern.parent)
+    work.remove()
 
 
 def segment_plan(pts: list[int], keyframes: list[int], start: int, reach: Reach) -> Segment:
