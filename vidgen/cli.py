@@ -193,7 +193,8 @@ def run(inputs: tuple[str, ...], output: str, plugin_names: tuple[str, ...], par
     ray_only = {"workers", "ray_address"} if resume else {"workers", "segment_frames", "ray_address"}
     if engine == "local" and given & ray_only:
         flag = "--" + sorted(given & ray_only)[0].replace("_", "-")
-        raise VidgenError(f"{flag} is for --engine ray; the local engine runs one process")
+        also = " (or --resume)" if flag == "--segment-frames" else ""
+        raise VidgenError(f"{flag} is for --engine ray{also}; the local engine runs one process")
     trim = None
     if start is not None or duration is not None or max_frames is not None:
         if engine == "ray":
