@@ -8,9 +8,11 @@ import os
 import signal
 from typing import Any, Callable
 
-from distributed_processors import TrailingMax
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `vidgen.cli.main` does, before torch is imported below
 
-from vidgen import FrameGroup, Option, Processor, hookimpl
+from distributed_processors import TrailingMax  # noqa: E402
+
+from vidgen import FrameGroup, Option, Processor, hookimpl  # noqa: E402
 
 
 class KillAt(Processor):
