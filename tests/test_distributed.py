@@ -11,9 +11,11 @@ import pytest
 from clips import audio_digest, decode, moving_pattern, write_clip
 from distributed_processors import CrashOnce, NeedsWidth64, NeighbourMean, TrailingMax
 from hostile import garbage_in_the_middle
+from resume_child import InterruptAt
 
 import vidgen
 from vidgen.distributed import ChainSpec, Reach, frame_layout, plan_segments, run_batch
+from vidgen.resume import run_manifest, run_resumable, work_folder
 
 ray = pytest.importorskip("ray")
 
@@ -108,3 +110,27 @@ def test_a_damaged_video_is_processed_whole_when_its_segments_cannot_be(local_ra
     assert outcome.error is None and outcome.frames == len(decode(tmp_path / "local.mp4")[1]) < 30
     assert decode(tmp_path / "ray.mp4")[1] == decode(tmp_path / "local.mp4")[1]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_ray_resumes_the_segments_a_local_resumable_run_kept(local_ray: None, tmp_path: Path) -> None:
+    """`--resume` on Ray: segments already in the work folder (here from an interrupted local run) are
+    not made again; the joined result equals an uninterrupted run."""
+    src = write_keyframed_clip(tmp_path / "long.mp4", moving_pattern(40, 64, 48))
+    lossless = vidgen.EncodeSettings(crf=0)
+    vidgen.run(src, tmp_path / "local.mp4", [TrailingMax()], encode=lossless)
+    manifest = run_manifest(src, [("trailing-max", {})], {"crf": 0})
+    with pytest.raises(KeyboardInterrupt):
+        run_resumable(src, tmp_path / "ray.mp4", [TrailingMax(), InterruptAt(frame=30)], manifest, encode=lossless,
+                      segment_frames=8)
+    assert (work_folder(tmp_path / "ray.mp4") / "seg-00000000-00000008.mp4").is_file()
+    messages: list[str] = []
+    [outcome] = run_batch([(src, tmp_path / "ray.mp4")], ChainSpec(((TrailingMax, {}),)), encode=lossless,
+                          segment_frames=8, worker_logs=False, log=messages.append, manifests={src: manifest})
+    assert outcome.error is None and outcome.frames == 40
+    assert messages and messages[0].startswith(f"{tmp_path / 'ray.mp4'}: resuming; ") and "of 5 segments" in messages[0]
+    assert "resuming; 0 of" not in messages[0]
+    local_frames, local_pts = decode(tmp_path / "local.mp4")
+    ray_frames, ray_pts = decode(tmp_path / "ray.mp4")
+    assert ray_pts == local_pts and np.array_equal(ray_frames, local_frames)
+    assert audio_digest(tmp_path / "ray.mp4") == audio_digest(src)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["local.mp4", "long.mp4", "ray.mp4"]

@@ -6,6 +6,7 @@ import glob
 import json
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -174,25 +175,33 @@ def _shorthand_callback(shorthand: RunOption) -> Callable[[click.Context, click.
 @click.option("--ray-address", envvar="RAY_ADDRESS", show_envvar=True,
               help="Ray cluster to join (default: a local Ray started for this run).")
 @click.option("--segment-frames", type=click.IntRange(0), default=1500, show_default=True,
-              help="With --engine ray: cut videos longer than this at keyframes into segments (0: never).")
+              help="With --engine ray: cut videos longer than this at keyframes into segments (0: never). "
+                   "With --resume on the local engine: frames per kept segment (default: a minute of work each).")
 @click.option("--workers", type=click.IntRange(1), help="With --engine ray: number of actors (default: one per GPU, else one per CPU).")
+@click.option("--resume", is_flag=True,
+              help="Keep finished work in OUTPUT.vidgen-work/ and continue an interrupted run there (docs/resume.md).")
 def run(inputs: tuple[str, ...], output: str, plugin_names: tuple[str, ...], params: tuple[str, ...],
         device: str, precision: str, group_size: int | None, codec: str, crf: int,
         preset: str, pix_fmt: str | None, encoder_opts: tuple[str, ...], sequence_fps: float | None, start: str | None,
         duration: str | None, max_frames: int | None, overwrite: bool, strict: bool, quiet: bool,
-        engine: str, ray_address: str | None, segment_frames: int, workers: int | None) -> None:
+        engine: str, ray_address: str | None, segment_frames: int, workers: int | None, resume: bool) -> None:
     """Process INPUTS (files, folders or globs) into OUTPUT."""
     from vidgen.engine import run as run_pipeline
+    from vidgen.resume import run_manifest, run_resumable, work_folder
 
     ctx = click.get_current_context()
     given = {name for name in ctx.params if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
-    if engine == "local" and given & {"workers", "segment_frames", "ray_address"}:
-        flag = "--" + sorted(given & {"workers", "segment_frames", "ray_address"})[0].replace("_", "-")
-        raise VidgenError(f"{flag} is for --engine ray; the local engine runs one process")
+    ray_only = {"workers", "ray_address"} if resume else {"workers", "segment_frames", "ray_address"}
+    if engine == "local" and given & ray_only:
+        flag = "--" + sorted(given & ray_only)[0].replace("_", "-")
+        also = " (or --resume)" if flag == "--segment-frames" else ""
+        raise VidgenError(f"{flag} is for --engine ray{also}; the local engine runs one process")
     trim = None
     if start is not None or duration is not None or max_frames is not None:
         if engine == "ray":
             raise VidgenError("--start/--duration/--frames work with the local engine only")
+        if resume:
+            raise VidgenError("--resume continues whole videos; it does not work with --start/--duration/--frames")
         trim = Trim(parse_time(start or "0"), parse_time(duration) if duration else None, max_frames)
     sequence_out = SequenceOutput(Path(output), overwrite) if is_pattern(output) else None
     chain = list(plugin_names)
@@ -213,6 +222,8 @@ def run(inputs: tuple[str, ...], output: str, plugin_names: tuple[str, ...], par
         raise VidgenError("--fps is for image-sequence inputs (videos have their own frame rate)")
     if sequence_out and batch:
         raise VidgenError(f"{output}: an image-sequence output takes one input")
+    if resume and sequences:
+        raise VidgenError("--resume works on video inputs; image-sequence inputs cannot resume yet")
 
     def media(src: Path) -> MediaIO:
         io = sequence_input(VIDEO_FILES, sequence_fps) if src in sequences else VIDEO_FILES
@@ -243,13 +254,44 @@ def run(inputs: tuple[str, ...], output: str, plugin_names: tuple[str, ...], par
 
     rows: list[tuple[str, str, str, str]] = []
     failures = 0
+    result_options = {"codec": codec, "crf": crf, "preset": preset, "pix_fmt": pix_fmt,
+                      "encoder_options": settings.options, "device": device, "precision": precision,
+                      "group_size": group_size, "strict": strict}
+
+    def manifest(src: Path) -> dict[str, Any]:
+        return run_manifest(src, list(zip(chain, options)), result_options)
+
+    if resume:
+        pending = []
+        for src, dst in zip(sources, targets):
+            if dst.exists() and not work_folder(dst).is_dir() and not overwrite:
+                rows.append((str(src), "-", "-", "finished earlier"))
+                log(f"{dst}: already finished; skipped (--resume)")
+            else:
+                pending.append((src, dst))
+    else:
+        pending = list(zip(sources, targets))
+        for _, dst in pending:
+            work = work_folder(dst)
+            if work.is_dir() and overwrite:
+                shutil.rmtree(work)
+            elif work.is_dir():
+                raise VidgenError(f"{dst}: {work} holds the finished part of an interrupted run; add --resume to "
+                                  "continue it, or --overwrite to start over")
     if engine == "ray":
         from vidgen.distributed import ChainSpec, run_batch
 
-        outcomes = run_batch(list(zip(sources, targets)), ChainSpec(tuple(zip(chain, options)), group_size),
-                             encode=settings, device=device, precision=precision, overwrite=overwrite,
-                             address=ray_address, segment_frames=segment_frames, workers=workers,
-                             worker_logs=not quiet, strict=strict, log=log)
+        try:
+            outcomes = run_batch(pending, ChainSpec(tuple(zip(chain, options)), group_size),
+                                 encode=settings, device=device, precision=precision, overwrite=overwrite,
+                                 address=ray_address, segment_frames=segment_frames, workers=workers,
+                                 worker_logs=not quiet, strict=strict, log=log,
+                                 manifests={src: manifest(src) for src, _ in pending} if resume else None)
+        except KeyboardInterrupt:
+            if resume:
+                raise KeyboardInterrupt("the finished segments are kept in each OUTPUT.vidgen-work folder: run the "
+                                        "same command again with --resume to continue") from None
+            raise
         for outcome in outcomes:
             if outcome.error is not None:
                 if not batch:
@@ -262,11 +304,17 @@ def run(inputs: tuple[str, ...], output: str, plugin_names: tuple[str, ...], par
             if not batch and not quiet:
                 click.echo(f"{outcome.output}: {outcome.frames} frames in {outcome.seconds:.1f} s ({fps:.1f} fps)", err=True)
     else:
-        for src, dst in zip(sources, targets):
+        for src, dst in pending:
             try:
-                result = run_pipeline(src, dst, build(), encode=settings, device=device, precision=precision,
-                                      overwrite=overwrite, progress=progress, strict=strict, log=log,
-                                      io=media(src))
+                if resume:
+                    result = run_resumable(src, dst, build(), manifest(src), encode=settings, device=device,
+                                           precision=precision, overwrite=overwrite, progress=progress,
+                                           strict=strict, log=log, images=sequence_out,
+                                           segment_frames=segment_frames if "segment_frames" in given else None)
+                else:
+                    result = run_pipeline(src, dst, build(), encode=settings, device=device, precision=precision,
+                                          overwrite=overwrite, progress=progress, strict=strict, log=log,
+                                          io=media(src))
                 fps = result.frames / result.seconds if result.seconds else 0.0
                 rows.append((str(src), str(result.frames), f"{fps:.1f}", "ok"))
                 if not batch and not quiet:
@@ -276,6 +324,11 @@ def run(inputs: tuple[str, ...], output: str, plugin_names: tuple[str, ...], par
                     raise
                 failures += 1
                 rows.append((str(src), "-", "-", f"failed: {exc}"))
+            except KeyboardInterrupt:
+                if resume and work_folder(dst).is_dir():
+                    raise KeyboardInterrupt(f"the finished segments are kept in {work_folder(dst)}: run the same "
+                                            "command again with --resume to continue") from None
+                raise
     if batch:
         if not quiet:
             width = max(len(r[0]) for r in rows)
@@ -423,8 +476,9 @@ def main() -> None:
     try:
         default_plugin_manager().hook.vidgen_register_commands(cli=cli)
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
+    except click.exceptions.Abort as exc:  # click's form of Ctrl-C; a resumable run says what it kept
+        kept = str(exc.__cause__ or "")
+        click.echo(f"interrupted; {kept}" if kept else "interrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()

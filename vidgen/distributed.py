@@ -15,10 +15,9 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import av
-import torch
 
 from vidgen.engine import check_output_path, encodable_frames, prepare_processors, temporary_output
 from vidgen.engine import run as run_pipeline
@@ -30,6 +29,9 @@ from vidgen.video import DecodedFrame, EncodeSettings, VideoReader, VideoWriter,
 DEFAULT_SEGMENT_FRAMES = 1500
 ACTOR_MAX_RESTARTS = 2
 ACTOR_MAX_TASK_RETRIES = 2
+
+if TYPE_CHECKING:
+    from vidgen.resume import WorkFolder
 
 Log = Callable[[str], None]
 
@@ -147,6 +149,8 @@ class ChainWorker:
 
     def __init__(self, spec: ChainSpec, encode: EncodeSettings, device: str, precision: str, threads: int,
                  strict: bool = False) -> None:
+        import torch  # here, so `vidgen.resume` can import this module without torch for plain re-encodes
+
         torch.set_num_threads(max(1, threads))
         self.processors = spec.build()
         self.encode = encode
@@ -162,12 +166,15 @@ class ChainWorker:
 
     def run_segment(self, src: Path, segment: Segment, part: Path) -> int:
         """Write the video-only segment `part`: frames `segment.start..stop-1` with their original pts."""
+        from vidgen.resume import commit_file
+
         reader = VideoReader(src, self.strict)
         writer: VideoWriter | None = None
+        tmp = part.with_name(f".{part.name}")
         try:
             device = prepare_processors(self.processors, reader, self.device, self.precision, _stderr)
             reader.seek(segment.pts[0])
-            writer = VideoWriter(part, reader, self.encode, _stderr, copy_streams=False)
+            writer = VideoWriter(tmp, reader, self.encode, _stderr, copy_streams=False)
             written = 0
             frames = segment_frames(reader, segment, rgb=bool(self.processors))
             for image, pts, index in encodable_frames(frames, self.processors, device, reader.deep):
@@ -179,10 +186,12 @@ class ChainWorker:
                                               f"frames, {segment.frames} expected")
             writer.close()
             writer = None
+            commit_file(tmp, part)
             return written
         except BaseException:
             if writer is not None:
                 writer.abort()
+            tmp.unlink(missing_ok=True)
             for processor in self.processors:
                 processor.abort()
             raise
@@ -269,6 +278,7 @@ class _Job:
     pending: int = 0
     started: float = 0.0
     read_whole: bool = False  # a segment could not be decoded: process the video whole once its tasks are done
+    work: WorkFolder | None = None  # a resumable run's folder (`vidgen.resume`)
 
 
 def connect(address: str | None, log_to_driver: bool = True) -> bool:
@@ -319,13 +329,18 @@ def run_batch(
     worker_logs: bool = True,
     strict: bool = False,
     log: Log = _stderr,
+    manifests: dict[Path, dict[str, Any]] | None = None,
 ) -> list[FileOutcome]:
     """Process each (source, output) pair on Ray actors; one failing file does not stop the others.
 
     Videos longer than `segment_frames` are cut at keyframes into segments processed in parallel and
     joined without re-encoding; shorter ones are processed whole by one actor. `worker_logs` forwards
     the workers' messages to this process's stderr. `strict` makes damaged input an error (see `engine.run`).
+    With `manifests` (each source's `resume.run_manifest`) segments are kept in each output's work folder
+    (`vidgen run --resume`): those already there are not made again, and a failed video keeps its folder.
     """
+    from vidgen.resume import WorkFolder, work_folder
+
     ray = _import_ray()
     encode = encode or EncodeSettings()
     reach = Reach.of(spec.build())  # also checks plugin names and options before any work
@@ -333,10 +348,14 @@ def run_batch(
     for src, dst in jobs:
         outcome = FileOutcome(Path(src), Path(dst))
         try:
-            check_output_path(outcome.source, outcome.output, overwrite)
+            resumed = manifests is not None and work_folder(outcome.output).is_dir()
+            check_output_path(outcome.source, outcome.output, overwrite or resumed)
             layout = frame_layout(outcome.source) if segment_frames > 0 else None
             segments = plan_segments(*layout, segment_frames, reach) if layout else []
-            planned.append(_Job(outcome, segments if len(segments) > 1 else []))
+            job = _Job(outcome, segments if len(segments) > 1 else [])
+            if manifests is not None:
+                job.work = WorkFolder.open(outcome.output, manifests[outcome.source], overwrite)
+            planned.append(job)
         except VidgenError as exc:
             outcome.error = str(exc)
             planned.append(_Job(outcome, []))
@@ -356,7 +375,7 @@ def run_batch(
         for actor in actors:
             ray.kill(actor)
         for job in runnable:
-            if job.folder is not None:
+            if job.folder is not None and job.work is None:
                 shutil.rmtree(job.folder, ignore_errors=True)
         if started_ray:
             ray.shutdown()
@@ -372,15 +391,28 @@ def _schedule(ray: Any, jobs: list[_Job], actors: list[Any], encode: EncodeSetti
     queue: list[tuple[_Job, Segment | None, Path]] = []
     for job in jobs:
         output = job.outcome.output
-        job.folder = Path(tempfile.mkdtemp(prefix=f".{output.stem}.parts.", dir=output.parent))
         suffix = output.suffix or ".mp4"
-        if job.segments:
+        if job.work is not None:
+            job.folder = job.work.path
+            job.parts = [job.work.segment_path(s.start, s.stop) for s in job.segments]
+        else:
+            job.folder = Path(tempfile.mkdtemp(prefix=f".{output.stem}.parts.", dir=output.parent))
             job.parts = [job.folder / f"part{i:05d}{suffix}" for i in range(len(job.segments))]
-            queue.extend((job, segment, part) for segment, part in zip(job.segments, job.parts))
+        if job.segments:
+            todo = [(segment, part) for segment, part in zip(job.segments, job.parts)
+                    if job.work is None or not job.work.holds(segment.start, segment.stop)]
+            if len(todo) < len(job.segments):
+                log(f"{output}: resuming; {len(job.segments) - len(todo)} of {len(job.segments)} segments are done")
+            job.outcome.frames = sum(s.frames for s in job.segments) - sum(s.frames for s, _ in todo)
+            queue.extend((job, segment, part) for segment, part in todo)
+            job.pending = len(todo)
         else:
             job.parts = [job.folder / f"whole{suffix}"]
             queue.append((job, None, job.parts[0]))
-        job.pending = len(job.parts)
+            job.pending = 1
+        if not job.pending:
+            job.started = time.perf_counter()
+            _finish(job, encode, log)
     idle = list(actors)
     running: dict[Any, tuple[Any, _Job]] = {}
     while queue or running:
@@ -432,16 +464,31 @@ def _settle(job: _Job, encode: EncodeSettings, log: Log) -> bool:
         job.read_whole, job.segments, job.pending, outcome.frames = False, [], 1, 0
         job.parts = [job.folder / f"whole{job.parts[0].suffix}"]
         return True
+    _finish(job, encode, log)
+    return False
+
+
+def _finish(job: _Job, encode: EncodeSettings, log: Log) -> None:
+    """Move or join `job`'s result into place (unless it failed), remove its folder and time it; a failed
+    resumable job keeps its work folder."""
+    from vidgen.resume import join_work
+
+    outcome = job.outcome
     if outcome.error is None:
         try:
-            if job.segments:
+            if job.segments and job.work is not None:
+                outcome.frames = join_work(outcome.source, outcome.output, job.work,
+                                           [(s.start, s.stop) for s in job.segments], encode, log)
+            elif job.segments:
                 outcome.frames = join_segments(outcome.source, outcome.output, job.parts,
                                                [s.frames for s in job.segments], encode, log)
             else:
                 os.replace(job.parts[0], outcome.output)
         except VidgenError as exc:
             outcome.error = str(exc)
-    if job.folder is not None:
+    if job.work is not None and outcome.error is None:
+        shutil.rmtree(job.work.path, ignore_errors=True)
+    elif job.folder is not None and job.work is None:
         shutil.rmtree(job.folder, ignore_errors=True)
-        job.folder = None
+    job.folder = None
     outcome.seconds = time.perf_counter() - job.started if job.started else 0.0
