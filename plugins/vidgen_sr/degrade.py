@@ -90,19 +90,24 @@ def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     return cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1].copy()
 
 
-def h264(image: np.ndarray, crf: int) -> np.ndarray:
-    """`(h, w, 3)` uint8 RGB (h, w even) encoded as one H.264 frame (libx264, yuv420p, `crf`) and decoded."""
+def h264(clip: np.ndarray, crf: int, preset: str = "veryfast") -> np.ndarray:
+    """`(T, h, w, 3)` uint8 RGB (h, w even) encoded with H.264 (libx264, yuv420p, `crf`, `preset`, one
+    thread) and decoded again: the same shape."""
     import av
 
     codec = av.CodecContext.create("libx264", "w")
-    codec.width, codec.height, codec.pix_fmt = image.shape[1], image.shape[0], "yuv420p"
+    codec.width, codec.height, codec.pix_fmt = clip.shape[2], clip.shape[1], "yuv420p"
     codec.time_base = Fraction(1, 25)
-    codec.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
-    packets = codec.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24").reformat(
-        format="yuv420p")) + codec.encode(None)
+    codec.options = {"crf": str(crf), "preset": preset, "threads": "1"}
+    packets = []
+    for index, image in enumerate(clip):
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24").reformat(format="yuv420p")
+        frame.pts = index
+        packets += codec.encode(frame)
+    packets += codec.encode(None)
     decoder = av.CodecContext.create("h264", "r")
     frames = [frame for packet in packets for frame in decoder.decode(packet)] + list(decoder.decode(None))
-    return frames[0].to_ndarray(format="rgb24")
+    return np.stack([frame.to_ndarray(format="rgb24") for frame in frames])
 
 
 def degrade_real(hr: torch.Tensor, scale: int, rng: np.random.Generator,
@@ -119,6 +124,6 @@ def degrade_real(hr: torch.Tensor, scale: int, rng: np.random.Generator,
         if rng.random() < settings.jpeg:
             pixels = jpeg(pixels, int(rng.integers(settings.jpeg_quality[0], settings.jpeg_quality[1] + 1)))
         if rng.random() < settings.h264:
-            pixels = h264(pixels, int(rng.integers(settings.h264_crf[0], settings.h264_crf[1] + 1)))
+            pixels = h264(pixels[None], int(rng.integers(settings.h264_crf[0], settings.h264_crf[1] + 1)))[0]
         out.append(torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).float().div(255))
     return torch.stack(out).to(hr.device)
