@@ -169,6 +169,12 @@ def bench_command(options: BenchOptions, frames: int, batch: int, peers: tuple[P
             name = f"srresnet x{scale}" + (f", ensemble {ensemble}" if ensemble > 1 else "")
             rows.append([name, f"{width}x{height}", str(precision).replace("torch.", ""), tile or "-", f"{fps:.2f}",
                          *options.speed_cells(flops, fps)])
+        if scale in shipped_scales("real"):  # the same network as srresnet x4, other weights: the same speed
+            for precision in dict.fromkeys([dtype, torch.float32]):
+                processor = ready("real", scale, device, precision, batch=batch)
+                fps = frames_per_second(processor, width, height, frames, batch)
+                rows.append([f"real x{scale}", f"{width}x{height}", str(precision).replace("torch.", ""), "-",
+                             f"{fps:.2f}", *options.speed_cells(flops_per_frame(processor, width, height), fps)])
     for path, peer in peer_processors.items():
         width, height = SPEED_OUTPUT[0] // peer.scale, SPEED_OUTPUT[1] // peer.scale
         for precision in dict.fromkeys([dtype, torch.float32]):
