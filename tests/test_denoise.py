@@ -132,20 +132,39 @@ def test_unusable_weights_are_rejected(tiny_weights: Path, tmp_path: Path) -> No
         vidgen.processor("denoise", device="cpu", weights=other)(torch.rand(2, 3, 16, 16))
 
 
-def test_spandrel_dncnn_checkpoint_runs_per_frame(tmp_path: Path) -> None:
-    pytest.importorskip("spandrel")
+def tiny_dncnn(path: Path) -> torch.nn.Module:
+    """A small DnCNN (KAIR layout, 8 channels) with random values, saved as a state dict at `path`."""
     from spandrel.architectures.DnCNN import DnCNNArch
 
     torch.manual_seed(0)
     dncnn = DnCNNArch().load({f"model.{i}.{kind}": torch.randn(8, 3 if i == 0 else 8, 3, 3) if kind == "weight"
                               else torch.zeros(8) for i in range(0, 15, 2) for kind in ("weight", "bias")}
                              | {"model.16.weight": torch.randn(3, 8, 3, 3) * 0.01, "model.16.bias": torch.zeros(3)})
-    path = tmp_path / "dncnn.pth"
     torch.save(dncnn.model.state_dict(), path)
+    return dncnn
+
+
+def test_spandrel_dncnn_checkpoint_runs_per_frame(tmp_path: Path) -> None:
+    pytest.importorskip("spandrel")
+    path = tmp_path / "dncnn.pth"
+    dncnn = tiny_dncnn(path)
     frames = torch.rand(3, 3, 40, 56)
     out = vidgen.processor("denoise", device="cpu", precision="fp32", weights=path)(frames)
     with torch.no_grad():
         assert torch.allclose(out, dncnn.model(frames).clamp(0, 1), atol=1e-5)
+
+
+def test_bench_has_peer_rows_on_the_same_clips(cli, tmp_path: Path) -> None:
+    pytest.importorskip("spandrel")
+    pytest.importorskip("skimage")
+    path = tmp_path / "tiny-dncnn.pth"
+    tiny_dncnn(path)
+    code, out, err = cli("bench", "denoise", "--size", "32x24", "--frames", "2", "--sigmas", "25", "--compare-tile",
+                         "0", "--peer", str(path))
+    assert code == 0, err
+    peer_rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| 25 | peer: tiny-dncnn.pth")]
+    assert "(float32)" in " ".join(row[1] for row in peer_rows) and len(peer_rows) in (1, 2)
+    assert all(float(row[2]) > 0 and row[5] != "-" for row in peer_rows)  # PSNR, and GFLOP/frame counted
 
 
 def test_cli_run_keeps_every_frame(cli, tmp_path: Path, tiny_weights: Path) -> None:

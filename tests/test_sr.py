@@ -15,11 +15,14 @@ from click.testing import CliRunner
 import vidgen
 from vidgen import VidgenError
 from vidgen.plugins import processors
+from vidgen.processor import ProcessorContext, VideoMeta
 from vidgen.synth import camera_path, evaluation_photos
 from vidgen.weights import load_weights, save_weights
+from vidgen_sr import bench
+from vidgen_sr.degrade import RealDegradation, degrade_real, gaussian_kernel, h264, jpeg
 from vidgen_sr.evaluate import to_uint8, y_psnr_ssim
 from vidgen_sr.model import SRResNet, downscale
-from vidgen_sr.processor import feather, tile_starts
+from vidgen_sr.processor import SuperResolution, feather, tile_starts
 from vidgen_sr.train import augment_colours, grow_from, train_command
 
 
@@ -117,6 +120,16 @@ def test_shipped_x4_beats_bicubic_on_an_unseen_photo() -> None:
     assert gain > 1.0, f"srresnet x4 only {gain:+.2f} dB over bicubic"
 
 
+def test_shipped_real_x4_beats_srresnet_and_bicubic_on_compressed_input() -> None:
+    photo = evaluation_photos()["coffee"][96:288, 160:352]  # not in the training folders
+    hr = torch.from_numpy(np.ascontiguousarray(photo)).permute(2, 0, 1)[None].float() / 255
+    lr = h264(to_uint8(downscale(hr, 4)[0])[None], 28)  # measured: bicubic 25.47, srresnet 25.34, real 26.09 dB
+    bicubic = y_psnr_ssim(cv2.resize(lr[0], (192, 192), interpolation=cv2.INTER_CUBIC), photo, 4)[0]
+    srresnet = y_psnr_ssim(vidgen.processor("sr", device="cpu", scale=4)(lr)[0], photo, 4)[0]
+    real = y_psnr_ssim(vidgen.processor("sr", device="cpu", model="real")(lr)[0], photo, 4)[0]
+    assert real > max(bicubic, srresnet) + 0.3, (bicubic, srresnet, real)
+
+
 def test_shipped_srgan_x2_beats_bicubic() -> None:
     photo = evaluation_photos()["coffee"][100:196, 200:328]
     hr = torch.from_numpy(np.ascontiguousarray(photo)).permute(2, 0, 1)[None].float() / 255
@@ -197,6 +210,20 @@ def test_colour_augmentation_keeps_patches_consistent_with_the_degradation() -> 
     assert torch.allclose(downscale(1 - hr, 2, quantize=False), 1 - lr, atol=1e-6)
 
 
+def compact_state(scale: int, nf: int = 16, convs: int = 2) -> dict[str, torch.Tensor]:
+    """A tiny Real-ESRGAN Compact (SRVGGNetCompact) state dict with random values."""
+    state = {"body.0.weight": torch.randn(nf, 3, 3, 3) * 0.05, "body.0.bias": torch.zeros(nf),
+             "body.1.weight": torch.full((nf,), 0.25)}
+    for i in range(convs):
+        state[f"body.{2 * i + 2}.weight"] = torch.randn(nf, nf, 3, 3) * 0.05
+        state[f"body.{2 * i + 2}.bias"] = torch.zeros(nf)
+        state[f"body.{2 * i + 3}.weight"] = torch.full((nf,), 0.25)
+    last = 2 * convs + 2
+    state[f"body.{last}.weight"] = torch.randn(3 * scale * scale, nf, 3, 3) * 0.05
+    state[f"body.{last}.bias"] = torch.zeros(3 * scale * scale)
+    return state
+
+
 class TestFieldCheckpoints:
     """Checkpoints laid out like the public releases, built here with random values, loaded via spandrel."""
 
@@ -224,17 +251,7 @@ class TestFieldCheckpoints:
 
     def test_real_esrgan_compact_x2(self, tmp_path: Path) -> None:
         pytest.importorskip("spandrel")
-        nf, convs, scale = 16, 2, 2
-        state = {"body.0.weight": torch.randn(nf, 3, 3, 3) * 0.05, "body.0.bias": torch.zeros(nf),
-                 "body.1.weight": torch.full((nf,), 0.25)}
-        for i in range(convs):
-            state[f"body.{2 * i + 2}.weight"] = torch.randn(nf, nf, 3, 3) * 0.05
-            state[f"body.{2 * i + 2}.bias"] = torch.zeros(nf)
-            state[f"body.{2 * i + 3}.weight"] = torch.full((nf,), 0.25)
-        last = 2 * convs + 2
-        state[f"body.{last}.weight"] = torch.randn(3 * scale * scale, nf, 3, 3) * 0.05
-        state[f"body.{last}.bias"] = torch.zeros(3 * scale * scale)
-        self.run_checkpoint({"params": state}, tmp_path / "realesr-compact-x2.pth", scale)
+        self.run_checkpoint({"params": compact_state(2)}, tmp_path / "realesr-compact-x2.pth", 2)
 
     def test_swinir_x2(self, tmp_path: Path) -> None:
         pytest.importorskip("spandrel")
@@ -303,3 +320,92 @@ def test_training_can_grow_a_trained_generator_without_changing_its_output(
         "--images", str(photos), "--scale", "2", "--init", str(out), "--out", str(tmp_path / "x.safetensors"),
         "--channels", "16", "--blocks", "2", "--patch", "16", "--holdout-every", "3"])
     assert too_few.exit_code != 0 and "at least as many --channels and --blocks" in str(too_few.exception)
+
+
+def test_real_degradation_is_seeded_and_sized() -> None:
+    hr = torch.rand(3, 3, 64, 48)
+    first = degrade_real(hr, 4, np.random.default_rng(5))
+    assert first.shape == (3, 3, 16, 12)
+    assert torch.equal(first, degrade_real(hr, 4, np.random.default_rng(5)))
+    assert not torch.equal(first, degrade_real(hr, 4, np.random.default_rng(6)))
+    assert torch.equal(first, first.mul(255).round().div(255))  # on 8-bit levels, as decoded video
+    kernel = gaussian_kernel(np.random.default_rng(0), RealDegradation(blur_sigma=(3.0, 3.0)))
+    assert kernel.shape == (19, 19) and abs(kernel.sum() - 1) < 1e-5
+
+
+def test_jpeg_and_h264_steps_change_the_image() -> None:
+    image = cv2.resize((np.random.default_rng(0).random((8, 8, 3)) * 255).astype(np.uint8), (32, 32))
+    for compressed in (jpeg(image, 30), h264(image[None], 35)[0]):
+        assert compressed.shape == image.shape and compressed.dtype == np.uint8
+        assert 1 < np.abs(compressed.astype(int) - image).mean() < 40
+    clip = np.stack([image, np.roll(image, 2, axis=1)])
+    assert h264(clip, 35).shape == clip.shape
+    hr = torch.from_numpy(cv2.resize(image, (128, 128))).permute(2, 0, 1)[None].float() / 255
+    only = {"blur": 0.0, "noise": 0.0, "jpeg": 0.0, "h264": 0.0}
+    clean = degrade_real(hr, 4, np.random.default_rng(0), RealDegradation(**only))
+    for step in ("jpeg", "h264"):
+        settings = RealDegradation(**{**only, step: 1.0})
+        assert not torch.equal(degrade_real(hr, 4, np.random.default_rng(0), settings), clean), step
+
+
+def test_real_degradation_trains(noise_photos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "real.safetensors"
+    result = CliRunner().invoke(train_command, [
+        "--images", str(noise_photos), "--scale", "4", "--degrade", "real", "--out", str(out), "--channels", "8",
+        "--blocks", "1", "--batch", "2", "--patch", "16", "--holdout-every", "5", "--minutes", "0.01"])
+    assert result.exit_code == 0, result.output
+    metadata = load_weights(out)[1]
+    assert metadata["model"] == "real" and metadata["training"]["degradation"] == "real"
+    odd = CliRunner().invoke(train_command, ["--images", str(noise_photos), "--degrade", "real", "--patch", "15",
+                                             "--out", str(tmp_path / "odd.safetensors")])
+    assert odd.exit_code != 0 and "even --patch" in str(odd.exception)
+
+
+def set_up(processor: SuperResolution, width: int, height: int) -> None:
+    processor.setup(ProcessorContext(torch.device("cpu"), torch.float32, VideoMeta(width, height, 25.0)))
+
+
+def test_bad_input_is_one_line_before_any_frame(tiny_weights: Path, tmp_path: Path) -> None:
+    with pytest.raises(VidgenError, match="sr.model=real has no x2 model"):
+        SuperResolution(model="real", scale=2)
+    other = tmp_path / "denoiser.safetensors"
+    save_weights(other, {"head.weight": torch.zeros(8, 3, 3, 3)}, {"frames": 1, "width": 8})
+    with pytest.raises(VidgenError, match="another model"):
+        set_up(SuperResolution(weights=str(other)), 64, 48)
+    with pytest.raises(VidgenError, match="x2 model"):
+        set_up(SuperResolution(scale=4, weights=str(tiny_weights)), 64, 48)
+    with pytest.raises(VidgenError, match="too small"):
+        set_up(SuperResolution(weights=str(tiny_weights)), 64, 6)
+    with pytest.raises(VidgenError, match="15360x8640, larger than H.264"):
+        set_up(SuperResolution(scale=4), 3840, 2160)
+    set_up(SuperResolution(scale=4), 1920, 1080)  # 7680x4320 fits
+    with pytest.raises(VidgenError, match="too small"):  # through the API too: the first call sets up
+        vidgen.processor("sr", device="cpu", weights=str(tiny_weights))(random_clip(1, 4, 4))
+
+
+def test_bench_has_peer_rows_and_scores_real_clips(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    pytest.importorskip("spandrel")
+    torch.manual_seed(0)
+    peer = tmp_path / "tiny-compact-x4.pth"
+    torch.save({"params": compact_state(4)}, peer)
+    photo = evaluation_photos()["astronaut"]
+    monkeypatch.setattr(bench, "evaluation_photos", lambda: {"a": photo[:64, :64], "b": photo[200:264, 200:264]})
+    monkeypatch.setattr(bench, "SPEED_OUTPUT", (64, 32))
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for index, frame in enumerate(camera_path(photo, 64, 48, 4)):
+        cv2.imwrite(str(frames / f"{index:03d}.png"), frame[..., ::-1])
+    sheet = tmp_path / "sheet.png"
+    result = CliRunner().invoke(bench.bench_command, ["--device", "cpu", "--frames", "2", "--batch", "1", "--peer",
+                                                      str(peer), "--clip", str(frames), "--clip-frames", "4",
+                                                      "--sheet", str(sheet)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    label = "peer: RealESRGAN Compact (tiny-compact-x4.pth)"
+    quality = next(line for line in lines if line.startswith(f"| {label} | - | - |"))
+    assert len(quality.split(" | ")) == 5
+    speed = [line for line in lines if line.startswith(f"| {label} x4 | 16x8 |")]
+    assert {row.split(" | ")[2] for row in speed} >= {"float32"} and len(speed) in (1, 2)
+    clip_rows = [line for line in lines if line.startswith("| frames |")]
+    assert {row.split(" | ")[1] for row in clip_rows} >= {"bicubic (cv2)", "srresnet", label}
+    assert sheet.is_file()

@@ -53,10 +53,13 @@ def score_cells(outputs: list[np.ndarray], cleans: list[np.ndarray]) -> list[str
               help="Also time temporal mode with this tile size on the last σ's clips (0 = skip).")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Weights to benchmark (default: the shipped model).")
+@click.option("--peer", "peers", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A published checkpoint (any spandrel denoiser, e.g. DnCNN) benched per frame alongside, on the "
+                   "same clips in the same run, at --precision and at fp32; repeatable.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @bench_options(default_device="cpu")
 def bench_command(options: BenchOptions, size: tuple[int, int], frames: int, sigmas: list[float], tile: int,
-                  compare_tile: int, weights: Path | None, seed: int) -> None:
+                  compare_tile: int, weights: Path | None, peers: tuple[Path, ...], seed: int) -> None:
     """PSNR/SSIM/fps of fastNlMeans (h tuned per σ), per-frame and temporal denoise on unseen photographs.
 
     Clips: scikit-image's astronaut, coffee, chelsea and rocket seen by a panning, zooming camera, with
@@ -75,6 +78,11 @@ def bench_command(options: BenchOptions, size: tuple[int, int], frames: int, sig
     ready = functools.partial(vidgen.processor, "denoise", device=str(options.device), precision=options.precision)
     networks = {"vidgen per-frame (frames=1)": ready(frames=1, **settings),
                 "vidgen temporal (frames=5)": ready(frames=5, **settings)}
+    precisions = {str(options.dtype).replace("torch.", ""): options.precision, "float32": "fp32"}
+    for path in peers:
+        for label, precision in precisions.items():
+            peer = functools.partial(vidgen.processor, "denoise", device=str(options.device), precision=precision)
+            networks[f"peer: {path.name} ({label})"] = peer(frames=1, tile=tile, weights=path)
     for network in networks.values():
         network(cleans[0][:3])  # warm-up: kernel selection happens on the first call
     flops = {label: count_flops(lambda: network(cleans[0])) / frames for label, network in networks.items()}

@@ -14,7 +14,11 @@ from vidgen.weights import load_spandrel_image_model, load_weights
 from vidgen_sr.model import ARCHITECTURE, SCALES, build_generator
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-MODELS = ("srresnet", "srgan")
+MODELS = ("srresnet", "srgan", "real")
+FILE_STEMS = {"srresnet": "srresnet", "srgan": "srgan", "real": "srreal"}  # model name → weights file stem
+MIN_INPUT = 8  # smaller frames are mostly the padding of the 3×3 convolutions: nothing left to super-resolve
+# The largest frame H.264 and H.265 allow (level 6.2: 139,264 macroblocks of 16×16, e.g. 8192×4352)
+MAX_OUTPUT_PIXELS = 139_264 * 256
 # (quarter turns, mirrored) of the geometric self-ensemble; the first four keep height and width
 DIHEDRAL = ((0, False), (0, True), (2, False), (2, True), (1, False), (1, True), (3, False), (3, True))
 ENSEMBLE_SIZES = (1, 2, 4, 8)
@@ -35,7 +39,12 @@ class Upscaler:
 
 def shipped_weights(model: str, scale: int) -> Path:
     """Path of a weights file shipped with the plugin, e.g. `weights/srresnet_x4.safetensors`."""
-    return WEIGHTS_DIR / f"{model}_x{scale}.safetensors"
+    return WEIGHTS_DIR / f"{FILE_STEMS[model]}_x{scale}.safetensors"
+
+
+def shipped_scales(model: str) -> list[int]:
+    """The scales `model` is shipped for."""
+    return [scale for scale in SCALES if shipped_weights(model, scale).is_file()]
 
 
 def load_upscaler(path: str | Path, device: torch.device) -> Upscaler:
@@ -49,7 +58,12 @@ def load_upscaler(path: str | Path, device: torch.device) -> Upscaler:
             raise VidgenError(f"{path}: tensors do not match the recorded architecture ({exc})") from None
         label = f"{metadata.get('model', 'srresnet')} ({Path(path).name})"
         return Upscaler(network.to(device).eval(), network.scale, label)
+    if metadata:  # vidgen weights of another model (other plugins' files carry a model card too)
+        raise VidgenError(f"{path}: vidgen weights of another model, not an sr checkpoint ({ARCHITECTURE})")
     descriptor = load_spandrel_image_model(tensors, path, device, "not a vidgen sr checkpoint")
+    if descriptor.scale < 2:
+        raise VidgenError(f"{path}: {descriptor.architecture.name} is a x{descriptor.scale} model, "
+                          "not super-resolution")
     half = descriptor.supports_half if device.type == "cuda" else descriptor.supports_bfloat16
     req = descriptor.size_requirements
     return Upscaler(descriptor.model.eval(), descriptor.scale, f"{descriptor.architecture.name} ({Path(path).name})",
@@ -99,8 +113,8 @@ class SuperResolution(Processor):
     description = "Per-frame super-resolution x2/x4: compact SRResNet (PSNR) or SRGAN, or a spandrel checkpoint."
     options = (
         Option("scale", int, 0, "2 or 4; 0 = 4 for the shipped models, or the scale of sr.weights"),
-        Option("model", str, "srresnet", "shipped model: srresnet (highest PSNR) or srgan (adversarial fine-tune)",
-               choices=MODELS),
+        Option("model", str, "srresnet", "shipped model: srresnet (highest PSNR on clean downscales), srgan "
+               "(adversarial fine-tune) or real (x4 only: for blurred, noisy, compressed video)", choices=MODELS),
         Option("weights", str, "", "checkpoint to use instead: a vidgen .safetensors or ESRGAN/Real-ESRGAN/SwinIR/... "
                "(.pth/.safetensors, needs spandrel)"),
         Option("tile", int, 0, "process in tiles of this many input pixels, feather-blended (0 = whole frame)"),
@@ -119,6 +133,9 @@ class SuperResolution(Processor):
             raise VidgenError(f"sr.tile must be 0 or larger than 2 x sr.tile_overlap ({2 * s.tile_overlap})")
         if s.batch < 1:
             raise VidgenError("sr.batch must be at least 1")
+        if not s.weights and s.scale and s.scale not in shipped_scales(s.model):
+            available = ", ".join(f"sr.scale={scale}" for scale in shipped_scales(s.model))
+            raise VidgenError(f"sr.model={s.model} has no x{s.scale} model (shipped: {available})")
         self.group_size = s.batch
         self.context = (0, 0)
         self.upscaler: Upscaler | None = None
@@ -135,6 +152,15 @@ class SuperResolution(Processor):
         self.upscaler = load_upscaler(path, context.device)
         if s.scale and s.scale != self.upscaler.scale:
             raise VidgenError(f"sr.scale={s.scale} but {path.name} is a x{self.upscaler.scale} model")
+        width, height = context.video.width, context.video.height
+        if min(width, height) < MIN_INPUT:
+            raise VidgenError(f"sr: {width}x{height} frames are too small to upscale (the model needs at least "
+                              f"{MIN_INPUT}x{MIN_INPUT})")
+        out_width, out_height = self.output_size(width, height)
+        if out_width * out_height > MAX_OUTPUT_PIXELS:
+            raise VidgenError(f"sr: x{self.scale} of {width}x{height} is {out_width}x{out_height}, larger than "
+                              f"H.264/H.265 frames can be ({MAX_OUTPUT_PIXELS:,} pixels, e.g. 8192x4352); "
+                              "downscale the input first or use a smaller sr.scale")
         self.upscaler.network.to(memory_format=torch.channels_last).requires_grad_(False)
         precision = context.dtype if self.upscaler.reduced_precision else torch.float32
         tiling = f"{s.tile}px tiles" if s.tile else "whole frames"

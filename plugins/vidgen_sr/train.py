@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import click
 import numpy as np
@@ -15,6 +15,7 @@ from vidgen.errors import VidgenError
 from vidgen.training import (TrainingRun, TrainOptions, cosine_rate, load_images, random_crops, set_learning_rate,
                              split_holdout, train_options)
 from vidgen.weights import load_weights
+from vidgen_sr.degrade import degrade_real
 from vidgen_sr.evaluate import crop_to_multiple, to_uint8, y_psnr_ssim
 from vidgen_sr.model import SCALES, Discriminator, SRResNet, VGGFeatures, downscale, upscale_bicubic
 
@@ -24,19 +25,26 @@ FEATURE_MATCHING_WEIGHT = 1.0
 VGG_WEIGHT = 0.1
 
 
+Degrade = Callable[[torch.Tensor, int, np.random.Generator], torch.Tensor]
+DEGRADATIONS: dict[str, Degrade] = {"bicubic": lambda hr, scale, rng: downscale(hr, scale), "real": degrade_real}
+VALIDATION_SEED = 0  # the real degradation of the validation crops is drawn from this seed at every validation
+
+
 def validate(generator: SRResNet, images: list[np.ndarray], scale: int, device: torch.device,
-             dtype: torch.dtype) -> tuple[float, float]:
-    """Mean Y-PSNR of (generator, bicubic) on centre crops of held-out `images` `(H, W, 3)` uint8."""
+             dtype: torch.dtype, degrade: Degrade) -> tuple[float, float]:
+    """Mean Y-PSNR of (generator, bicubic) on centre crops of held-out `images` `(H, W, 3)` uint8, degraded
+    by `degrade` (random choices drawn from `VALIDATION_SEED`, so every validation sees the same inputs)."""
     ours, bicubic = [], []
+    rng = np.random.default_rng(VALIDATION_SEED)
     generator.eval()
     with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
         for image in images:
             h, w = image.shape[:2]
             size = min(VALIDATION_CROP, h, w)
             y, x = (h - size) // 2, (w - size) // 2
-            hr_np = crop_to_multiple(image[y:y + size, x:x + size], scale)
+            hr_np = crop_to_multiple(image[y:y + size, x:x + size], 2 * scale)
             hr = torch.from_numpy(np.ascontiguousarray(hr_np)).permute(2, 0, 1)[None].float().div(255).to(device)
-            lr = downscale(hr, scale)
+            lr = degrade(hr, scale, rng)
             ours.append(y_psnr_ssim(to_uint8(generator(lr)[0]), hr_np, scale)[0])
             bicubic.append(y_psnr_ssim(to_uint8(upscale_bicubic(lr, scale)[0]), hr_np, scale)[0])
     generator.train()
@@ -83,6 +91,9 @@ def grow_from(generator: SRResNet, tensors: dict[str, torch.Tensor], init_blocks
 @click.option("--scale", type=click.Choice([str(s) for s in SCALES]), default="4", show_default=True)
 @click.option("--model", "model_kind", type=click.Choice(["srresnet", "srgan"]), default="srresnet", show_default=True,
               help="srresnet: L1 training; srgan: adversarial fine-tune of --init.")
+@click.option("--degrade", "degradation", type=click.Choice(list(DEGRADATIONS)), default="bicubic", show_default=True,
+              help="bicubic: clean antialiased downscale; real: random blur, downscale, noise, JPEG and H.264 "
+                   "(for real, compressed video; docs/sr.md).")
 @train_options(default_out="sr.safetensors", default_minutes=10.0)
 @click.option("--init", "init_path", type=click.Path(dir_okay=False),
               help="Start the generator from these weights (required for srgan); with more --blocks or --channels "
@@ -101,12 +112,16 @@ def grow_from(generator: SRResNet, tensors: dict[str, torch.Tensor], init_blocks
 @click.option("--holdout-every", type=int, default=10, show_default=True, help="Every N-th image is held out for validation.")
 @click.option("--validate-every", type=int, default=250, show_default=True, help="Steps between validations.")
 @click.option("--checkpoint-every", type=float, default=60.0, show_default=True, help="Seconds between checkpoints.")
-def train_command(options: TrainOptions, images: str, scale: str, model_kind: str, init_path: str | None,
+def train_command(options: TrainOptions, images: str, scale: str, model_kind: str, degradation: str,
+                  init_path: str | None,
                   vgg_path: str | None, channels: int, blocks: int, batch: int, patch: int, min_scale: float,
                   invert: float, permute_colours: bool, learning_rate: float | None, holdout_every: int,
                   validate_every: int, checkpoint_every: float) -> None:
-    """Train an sr model on patches of the photos in --images (bicubic ×SCALE degradation)."""
+    """Train an sr model on patches of the photos in --images (bicubic or real ×SCALE degradation)."""
     factor = int(scale)
+    degrade = DEGRADATIONS[degradation]
+    if degradation == "real" and patch % 2:
+        raise VidgenError(f"--degrade real needs an even --patch (H.264 takes even frame sizes), got {patch}")
     device = options.device
     dtype = compute_dtype(device)
     photos = load_images(images, min_size=patch * factor + 1)
@@ -145,7 +160,7 @@ def train_command(options: TrainOptions, images: str, scale: str, model_kind: st
     run = TrainingRun(options, parts, dtype, checkpoint_every)
     rng = run.rng
 
-    click.echo(f"sr {model_kind} x{factor}: {len(train_set)} training / {len(held_out)} validation images, "
+    click.echo(f"sr {model_kind} x{factor}, {degradation} degradation: {len(train_set)} training / {len(held_out)} validation images, "
                f"{channels} ch x {blocks} blocks, batch {batch} of {patch * factor}px, {dtype}, {options.minutes} min")
     losses: list[float] = []
     for step in run.steps():
@@ -153,7 +168,7 @@ def train_command(options: TrainOptions, images: str, scale: str, model_kind: st
         set_learning_rate(optimizer, rate)
         hr = random_crops(train_set, patch * factor, batch, rng, scale_range=(min_scale, 1.0))
         hr = augment_colours(hr, rng, invert, permute_colours).to(device)
-        lr = downscale(hr, factor)
+        lr = degrade(hr, factor, rng)
         hr = hr.contiguous(memory_format=torch.channels_last)
         lr = lr.contiguous(memory_format=torch.channels_last)
         with run.autocast():
@@ -180,16 +195,18 @@ def train_command(options: TrainOptions, images: str, scale: str, model_kind: st
             run.optimise(d_loss, d_optimizer)
         losses.append(float(loss.detach()))
         if (step + 1) % validate_every == 0:
-            ours, bicubic = validate(generator, held_out, factor, device, dtype)
+            ours, bicubic = validate(generator, held_out, factor, device, dtype, degrade)
             click.echo(f"step {step + 1}  {run.elapsed / 60:.1f} min  loss {np.mean(losses):.4f}  "
                        f"lr {rate:.2e}  val Y-PSNR {ours:.2f} dB (bicubic {bicubic:.2f}, {ours - bicubic:+.2f})")
             losses.clear()
 
-    ours, bicubic = validate(generator, held_out, factor, device, dtype)
+    ours, bicubic = validate(generator, held_out, factor, device, dtype, degrade)
     content_loss = "l1" if discriminator is None else (
         "l1+vgg54+feature-matching" if vgg is not None else "l1+feature-matching")
     card = run.model_card([images], {"val_y_psnr": round(ours, 3), "val_bicubic_y_psnr": round(bicubic, 3)},
-                          train_images=len(train_set), validation_images=len(held_out), content_loss=content_loss)
-    run.save_weights(generator.state_dict(), {**generator.config(), "model": model_kind}, card)
+                          train_images=len(train_set), validation_images=len(held_out), content_loss=content_loss,
+                          degradation=degradation, validation=f"every {holdout_every}th image sorted by path")
+    name = "real" if degradation == "real" and model_kind == "srresnet" else model_kind
+    run.save_weights(generator.state_dict(), {**generator.config(), "model": name}, card)
     click.echo(f"done: {run.step} steps in {run.elapsed / 60:.1f} min; validation Y-PSNR {ours:.2f} dB "
                f"(bicubic {bicubic:.2f}, {ours - bicubic:+.2f}); wrote {options.out}")
