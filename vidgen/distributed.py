@@ -399,13 +399,13 @@ def _schedule(ray: Any, jobs: list[_Job], actors: list[Any], encode: EncodeSetti
             job.folder = Path(tempfile.mkdtemp(prefix=f".{output.stem}.parts.", dir=output.parent))
             job.parts = [job.folder / f"part{i:05d}{suffix}" for i in range(len(job.segments))]
         if job.segments:
-            todo = [(segment, part) for segment, part in zip(job.segments, job.parts)
+            remaining = [(segment, part) for segment, part in zip(job.segments, job.parts)
                     if job.work is None or not job.work.holds(segment.start, segment.stop)]
-            if len(todo) < len(job.segments):
-                log(f"{output}: resuming; {len(job.segments) - len(todo)} of {len(job.segments)} segments are done")
-            job.outcome.frames = sum(s.frames for s in job.segments) - sum(s.frames for s, _ in todo)
-            queue.extend((job, segment, part) for segment, part in todo)
-            job.pending = len(todo)
+            if len(remaining) < len(job.segments):
+                log(f"{output}: resuming; {len(job.segments) - len(remaining)} of {len(job.segments)} segments are done")
+            job.outcome.frames = sum(s.frames for s in job.segments) - sum(s.frames for s, _ in remaining)
+            queue.extend((job, segment, part) for segment, part in remaining)
+            job.pending = len(remaining)
         else:
             job.parts = [job.folder / f"whole{suffix}"]
             queue.append((job, None, job.parts[0]))
