@@ -400,7 +400,7 @@ def _schedule(ray: Any, jobs: list[_Job], actors: list[Any], encode: EncodeSetti
             job.parts = [job.folder / f"part{i:05d}{suffix}" for i in range(len(job.segments))]
         if job.segments:
             remaining = [(segment, part) for segment, part in zip(job.segments, job.parts)
-                    if job.work is None or not job.work.holds(segment.start, segment.stop)]
+                         if job.work is None or not job.work.holds(segment.start, segment.stop)]
             if len(remaining) < len(job.segments):
                 log(f"{output}: resuming; {len(job.segments) - len(remaining)} of {len(job.segments)} segments are done")
             job.outcome.frames = sum(s.frames for s in job.segments) - sum(s.frames for s, _ in remaining)
