@@ -1,6 +1,6 @@
 """`vidgen bench mask`: overlay finding on overlays burnt onto real clips, box tracking on DAVIS, and speed.
 
-Needs the DAVIS folder of the development data (`--clips`, e.g. /work/shared/data/video).
+Needs the DAVIS folder of the development data (`--clips`, e.g. ../shared/data/video).
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def tracking_rows(davis: Path, sequences: list[str]) -> list[tuple]:
 
 @click.command("mask")
 @click.option("--clips", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Development video folder holding DAVIS/ (e.g. /work/shared/data/video).")
+              help="Development video folder holding DAVIS/ (e.g. ../shared/data/video).")
 @click.option("--sequences", default="", help="Comma-separated DAVIS sequences to track (default: all).")
 def bench_command(clips: str, sequences: str) -> None:
     """Overlay coverage and area on burnt-in overlays; tracking IoU per DAVIS clip, flow vs OpenCV MIL; speed."""

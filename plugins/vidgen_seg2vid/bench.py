@@ -86,8 +86,8 @@ def render(processor: Seg2Vid, labels: np.ndarray) -> np.ndarray:
 
 
 @click.command("seg2vid")
-@click.option("--camvid", type=click.Path(file_okay=False), default="/work/shared/data/segmentation/CamVid",
-              show_default=True, help="CamVid folder with train/ and val/ (images/, labels/).")
+@click.option("--camvid", type=click.Path(file_okay=False, exists=True), required=True,
+              help="CamVid folder with train/ and val/ (images/, labels/), e.g. ../shared/data/segmentation/CamVid.")
 @click.option("--judge", "judge_path", type=click.Path(dir_okay=False), default=None,
               help="Judge weights from `vidgen train seg2vid-judge` (default: the shipped camvid-judge.safetensors).")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None, help="seg2vid weights (default: shipped).")
