@@ -36,3 +36,14 @@ def moving_pattern(frames: int, width: int, height: int, seed: int = 0) -> np.nd
         for c in range(3):
             out[t, ..., c] = 127 + 100 * np.sin((xx + t) / (7 + 3 * c) + phase[c]) * np.cos(yy / (9 + c))
     return out
+
+
+def copy_audio_only(src: Path, dst: Path) -> Path:
+    """`dst`: the audio stream of `src` alone, stream-copied."""
+    with av.open(str(src)) as source, av.open(str(dst), "w") as target:
+        stream = target.add_stream_from_template(source.streams.audio[0])
+        for packet in source.demux(audio=0):
+            if packet.size:
+                packet.stream = stream
+                target.mux(packet)
+    return dst

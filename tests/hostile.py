@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from clips import moving_pattern, write_clip  # noqa: E402
+from clips import copy_audio_only, moving_pattern, write_clip  # noqa: E402
 
 WIDTH, HEIGHT, FRAMES = 64, 48, 30
 FONT = b"\x00\x01\x00\x00" + bytes(60)  # the start of a TrueType file: enough for a container to carry
@@ -241,15 +241,7 @@ def one_frame(folder: Path) -> Path:
 
 
 def audio_only(folder: Path) -> Path:
-    source = base_clip(folder)
-    path = folder / "audio-only.m4a"
-    with av.open(str(source)) as src, av.open(str(path), "w") as dst:
-        out = dst.add_stream_from_template(src.streams.audio[0])
-        for packet in src.demux(audio=0):
-            if packet.size:
-                packet.stream = out
-                dst.mux(packet)
-    return path
+    return copy_audio_only(base_clip(folder), folder / "audio-only.m4a")
 
 
 def attachment_only(folder: Path) -> Path:
@@ -270,14 +262,19 @@ def data_only(folder: Path) -> Path:
     return path
 
 
+def remuxed_and_damaged(folder: Path, fmt: str, name: str, change: Callable[[bytearray], None]) -> Path:
+    """The base clip remuxed into container `fmt` (named by `name`'s suffix), then damaged by `change`."""
+    clean = remux(base_clip(folder), folder / f"clip{Path(name).suffix}", fmt=fmt)
+    return damaged(clean, folder / name, change)
+
+
 def truncated_transport_stream(folder: Path) -> Path:
-    ts = remux(base_clip(folder), folder / "clip.ts", fmt="mpegts")
-    return damaged(ts, folder / "cut.ts", keep_first(2 / 3))
+    return remuxed_and_damaged(folder, "mpegts", "cut.ts", keep_first(2 / 3))
 
 
 def flips_in_transport_stream(folder: Path) -> Path:
-    ts = remux(base_clip(folder), folder / "clip.ts", fmt="mpegts")
-    return damaged(ts, folder / "flips.ts", lambda data: flip_bytes(data, 50, 2000, len(data), seed=5))
+    return remuxed_and_damaged(folder, "mpegts", "flips.ts",
+                               lambda data: flip_bytes(data, 50, 2000, len(data), seed=5))
 
 
 def joined_transport_streams(folder: Path) -> Path:
@@ -289,13 +286,12 @@ def joined_transport_streams(folder: Path) -> Path:
 
 
 def truncated_matroska(folder: Path) -> Path:
-    mkv = remux(base_clip(folder), folder / "clip.mkv", fmt="matroska")
-    return damaged(mkv, folder / "cut.mkv", keep_first(2 / 3))
+    return remuxed_and_damaged(folder, "matroska", "cut.mkv", keep_first(2 / 3))
 
 
 def flips_in_matroska(folder: Path) -> Path:
-    mkv = remux(base_clip(folder), folder / "clip.mkv", fmt="matroska")
-    return damaged(mkv, folder / "flips.mkv", lambda data: flip_bytes(data, 50, 1500, len(data), seed=6))
+    return remuxed_and_damaged(folder, "matroska", "flips.mkv",
+                               lambda data: flip_bytes(data, 50, 1500, len(data), seed=6))
 
 
 def raw_stream_without_timestamps(folder: Path) -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from clips import moving_pattern, write_clip
+from clips import copy_audio_only, moving_pattern, write_clip
 
 import vidgen
 from vidgen import FrameGroup, Option, Processor
@@ -83,13 +83,7 @@ def test_truncated_and_audio_only_inputs(cli, clip: Path, tmp_path: Path) -> Non
     truncated = tmp_path / "cut.mp4"
     truncated.write_bytes(clip.read_bytes()[: clip.stat().st_size // 3])
     assert_one_line_error(*cli("run", truncated, "-o", tmp_path / "a.mp4")[::2], "cut.mp4")
-    audio_only = tmp_path / "sound.m4a"
-    with av.open(str(clip)) as src, av.open(str(audio_only), "w") as out:
-        stream = out.add_stream_from_template(src.streams.audio[0])
-        for packet in src.demux(audio=0):
-            if packet.size:
-                packet.stream = stream
-                out.mux(packet)
+    audio_only = copy_audio_only(clip, tmp_path / "sound.m4a")
     assert_one_line_error(*cli("run", audio_only, "-o", tmp_path / "b.mp4")[::2], "no video stream")
     assert not (tmp_path / "a.mp4").exists() and not (tmp_path / "b.mp4").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
