@@ -152,3 +152,26 @@ def test_failed_segments_of_a_distributed_run_call_abort(clip: Path, tmp_path: P
     with pytest.raises(vidgen.VidgenError, match="bad frame"):
         worker.run_segment(clip, Segment(0, len(pts), 0, 0, len(pts), tuple(pts)), tmp_path / "part.mp4")
     assert worker.processors[0].aborted == 1
+
+
+@pytest.mark.parametrize("has_flag, speedup, expected", [(True, 0.5, torch.float32), (True, 2.5, torch.bfloat16),
+                                                         (False, 2.5, torch.float32)])
+def test_auto_precision_on_the_cpu_follows_a_measurement(monkeypatch: pytest.MonkeyPatch, has_flag: bool,
+                                                         speedup: float, expected: torch.dtype) -> None:
+    """A CPU that reports AVX-512 BF16 but runs bf16 slower than fp32 gets fp32 from 'auto'."""
+    from vidgen import compute
+
+    monkeypatch.setattr(compute, "cpu_has_native_bf16", lambda: has_flag)
+    monkeypatch.setattr(compute, "bf16_conv_speedup", lambda: speedup)
+    compute.cpu_bf16_is_faster.cache_clear()
+    try:
+        assert compute.compute_dtype(torch.device("cpu"), "auto") == expected
+        assert compute.compute_dtype(torch.device("cpu"), "bf16") == torch.bfloat16
+    finally:
+        compute.cpu_bf16_is_faster.cache_clear()
+
+
+def test_bf16_speedup_is_a_positive_ratio() -> None:
+    from vidgen.compute import bf16_conv_speedup
+
+    assert 0.05 < bf16_conv_speedup(rounds=2) < 20
