@@ -11,15 +11,18 @@ import torch
 import torch.nn.functional as F
 
 from vidgen import frames_to_uint8
+from vidgen.compute import compute_dtype
 from vidgen.metrics import psnr
 from vidgen.training import TrainingRun, TrainOptions, load_images, random_crops, split_holdout, train_options
 from vidgen_inpaint.model import TILE, Discriminator, Generator, init_weights, save_gan
 from vidgen_inpaint.search import SearchSettings, nearest_latents, random_latents, search_latents
 
 
-def bf16_autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on the CPU, fp16 on CUDA."""
-    return torch.autocast(device.type, dtype=torch.bfloat16 if device.type == "cpu" else torch.float16)
+def auto_autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """Autocast to the precision `--precision auto` picks on `device` (fp16 on CUDA; bf16 on a CPU where it
+    measures faster than fp32; otherwise none)."""
+    dtype = compute_dtype(device)
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
 
 
 def gan_step(netG: Generator, netD: Discriminator, optG: torch.optim.Optimizer, optD: torch.optim.Optimizer,
@@ -83,7 +86,7 @@ def validate(netG: Generator, netD: Discriminator, crops: torch.Tensor, hole: in
     known = centre_hole_known(len(crops), hole, crops.device)
     generator = torch.Generator(crops.device).manual_seed(seed)
     start = time.perf_counter()
-    autocast = bf16_autocast(crops.device)
+    autocast = auto_autocast(crops.device)
     z0 = nearest_latents(netG, crops, known, pool=128, generator=generator, autocast=autocast)
     result = search_latents(netG, netD, crops, known, z0, SearchSettings(max_steps=steps, early_stop=False),
                             autocast=autocast)
@@ -127,8 +130,8 @@ def train_command(options: TrainOptions, image_dir: str, batch: int, width: int,
     netD.apply(init_weights)
     optG = torch.optim.Adam(netG.parameters(), lr=lr, betas=(0.5, 0.999))
     optD = torch.optim.Adam(netD.parameters(), lr=lr, betas=(0.5, 0.999))
-    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    run = TrainingRun(options, {"G": netG, "D": netD, "optG": optG, "optD": optD}, dtype, save_minutes * 60)
+    run = TrainingRun(options, {"G": netG, "D": netD, "optG": optG, "optD": optD}, compute_dtype(device),
+                      save_minutes * 60)
     losses: list[tuple[float, float]] = []
 
     def validate_and_save(final: bool) -> None:
