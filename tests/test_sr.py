@@ -23,6 +23,7 @@ from vidgen_sr.degrade import RealDegradation, degrade_real, gaussian_kernel, h2
 from vidgen_sr.evaluate import to_uint8, y_psnr_ssim
 from vidgen_sr.model import SRResNet, downscale
 from vidgen_sr.processor import SuperResolution, feather, tile_starts
+from vidgen_sr.steady import Steadier
 from vidgen_sr.train import augment_colours, grow_from, train_command
 
 
@@ -50,7 +51,7 @@ def random_clip(frames: int, height: int, width: int) -> np.ndarray:
 def test_registered_with_documented_options() -> None:
     cls = processors()["sr"].cls
     assert {o.name for o in cls.options} == {"scale", "model", "weights", "tile", "tile_overlap", "batch",
-                                                 "ensemble"}
+                                                 "ensemble", "steady"}
     assert cls(scale=2).output_size(64, 48) == (128, 96)
 
 
@@ -62,7 +63,7 @@ def test_upscales_a_clip_in_batches(tiny_weights: Path) -> None:
 
 def test_own_checkpoint_reproduces_the_network(tiny_net: SRResNet, tiny_weights: Path) -> None:
     frames = torch.rand(3, 3, 40, 56)
-    out = vidgen.processor("sr", device="cpu", precision="fp32", weights=str(tiny_weights))(frames)
+    out = vidgen.processor("sr", device="cpu", precision="fp32", weights=str(tiny_weights), steady=0)(frames)
     with torch.no_grad():
         expected = tiny_net(frames).clamp(0, 1)
     torch.testing.assert_close(out, expected, atol=1e-4, rtol=0)
@@ -407,5 +408,44 @@ def test_bench_has_peer_rows_and_scores_real_clips(monkeypatch: pytest.MonkeyPat
     speed = [line for line in lines if line.startswith(f"| {label} x4 | 16x8 |")]
     assert {row.split(" | ")[2] for row in speed} >= {"float32"} and len(speed) in (1, 2)
     clip_rows = [line for line in lines if line.startswith("| frames |")]
-    assert {row.split(" | ")[1] for row in clip_rows} >= {"bicubic (cv2)", "srresnet", label}
+    methods = {row.split(" | ")[1] for row in clip_rows}
+    assert methods >= {"bicubic (cv2)", "srresnet (per frame)", "srresnet, steady (default)", label}
     assert sheet.is_file()
+
+
+def panning_clip(frames: int, step: int, size: int = 48) -> torch.Tensor:
+    """`(T, 3, size, size)` windows of a smooth random texture moving `step` pixels right per frame."""
+    texture = cv2.GaussianBlur(np.random.default_rng(0).random((size, size + frames * step, 3)).astype(np.float32),
+                               (0, 0), 2.0)
+    texture = (texture - texture.min()) / (texture.max() - texture.min())
+    return torch.stack([torch.from_numpy(texture[:, t * step:t * step + size]).permute(2, 0, 1)
+                        for t in range(frames)])
+
+
+def test_steady_removes_flicker_and_follows_motion() -> None:
+    """Upscales of a panning clip with fresh 'flicker' per frame: the steadied frames are closer to the clean
+    upscales (the flicker is averaged along the motion, the content is not smeared)."""
+    lr = panning_clip(8, step=2)
+    clean = torch.nn.functional.interpolate(lr, scale_factor=2, mode="bicubic", align_corners=False).clamp(0, 1)
+    flicker = 0.03 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
+    steadied = Steadier(0.7, 2)(lr, clean + flicker)
+    inner = (slice(None), slice(None), slice(8, -8), slice(8, -24))  # away from the edge where content enters
+    error_before = (clean + flicker - clean)[inner][4:].abs().mean()
+    error_after = (steadied - clean)[inner][4:].abs().mean()
+    assert error_after < 0.75 * error_before
+
+
+def test_steady_keeps_a_cut_and_restarts_after_reset() -> None:
+    dark, bright = torch.zeros(1, 3, 32, 32), torch.ones(1, 3, 32, 32)
+    steadier = Steadier(0.7, 2)
+    steadier(dark, torch.zeros(1, 3, 64, 64))
+    after_cut = torch.full((1, 3, 64, 64), 0.9)
+    assert torch.equal(steadier(bright, after_cut.clone()), after_cut)  # nothing of the dark frame leaks in
+    steadier.reset()
+    first = torch.rand(1, 3, 64, 64)
+    assert torch.equal(steadier(dark, first.clone()), first)  # a new stream starts from its own frame
+
+
+def test_steady_is_checked() -> None:
+    with pytest.raises(VidgenError, match="sr.steady must be in"):
+        SuperResolution(steady=1.0)

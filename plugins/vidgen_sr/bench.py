@@ -10,6 +10,7 @@ import click
 import numpy as np
 import torch
 
+from vidgen import frames_to_uint8
 from vidgen.bench import (SPEED_HEADER, BenchOptions, bench_options, contact_sheet, count_flops, print_table,
                           read_frames, sheet_frames, timed)
 from vidgen.metrics import warping_error
@@ -47,6 +48,26 @@ def network(processor: SuperResolution) -> Callable[[np.ndarray, int], np.ndarra
         frames = torch.from_numpy(lr).permute(2, 0, 1)[None].float().div(255).to(processor.device)
         with torch.no_grad():
             return to_uint8(processor.upscale(frames)[0])
+
+    return run
+
+
+def per_frame(method: Callable[[np.ndarray, int], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """A x4 frame method applied to each frame of a `(T, h, w, 3)` uint8 clip on its own."""
+    return lambda clip: np.stack([method(frame, 4) for frame in clip])
+
+
+def streamed(processor: SuperResolution) -> Callable[[np.ndarray], np.ndarray]:
+    """A set-up processor run over a `(T, h, w, 3)` uint8 clip as one stream (so `sr.steady` sees the frames
+    before each one), in batches of `sr.batch`."""
+
+    def run(clip: np.ndarray) -> np.ndarray:
+        processor.reset()
+        frames = torch.from_numpy(clip).permute(0, 3, 1, 2).float().div(255).to(processor.device)
+        batch = processor.settings.batch
+        with torch.no_grad():
+            return np.concatenate([frames_to_uint8(processor.upscale_stream(frames[first:first + batch]))
+                                   for first in range(0, len(frames), batch)])
 
     return run
 
@@ -142,8 +163,11 @@ def bench_command(options: BenchOptions, frames: int, batch: int, peers: tuple[P
     print_table(["method", *photos], [[method, *[f"{p:.2f}" for p, _ in scores[(method, 4)]]]
                                       for method in methods if (method, 4) in scores])
     if clips:
-        clip_table(clips, clip_frames, crf, {name: by_scale[4] for name, by_scale in methods.items()
-                                             if 4 in by_scale and "ensemble" not in name}, options.sheet)
+        clip_methods = {f"{name} (per frame)" if name in MODELS else name: per_frame(by_scale[4])
+                        for name, by_scale in methods.items() if 4 in by_scale and "ensemble" not in name}
+        for model in ("srresnet", "real"):
+            clip_methods[f"{model}, steady (default)"] = streamed(ready(model, 4, device, dtype))
+        clip_table(clips, clip_frames, crf, clip_methods, options.sheet)
     elif options.sheet:
         size = min(min(photo.shape[:2]) for photo in photos.values()) // 2
         columns = {name: centre_crops(images, size) for name, images in sheet.items()}
@@ -194,14 +218,14 @@ def mean_cells(pairs: list[tuple[float, float]] | None) -> tuple[str, str]:
 
 
 def clip_table(clips: tuple[Path, ...], frames: int, crf: int,
-               methods: dict[str, Callable[[np.ndarray, int], np.ndarray]], sheet: Path | None) -> None:
+               methods: dict[str, Callable[[np.ndarray], np.ndarray]], sheet: Path | None) -> None:
     """Print Y-PSNR/SSIM per clip and warping error of each x4 method on real footage (downscaled ×4, H.264 at
     `crf`), and write the contact sheet of the first clip."""
     scale = 4
     rows, steadiness = [], []
     for index, path in enumerate(clips):
         truth, lr = compressed_clip(path, frames, scale, crf)
-        outputs = {name: np.stack([method(frame, scale) for frame in lr]) for name, method in methods.items()}
+        outputs = {name: method(lr) for name, method in methods.items()}
         for name, output in outputs.items():
             pairs = [y_psnr_ssim(o, t, scale) for o, t in zip(output, truth)]
             rows.append([path.name, name, *mean_cells(pairs), f"{warping_error(output, truth):.3f}"])

@@ -12,6 +12,7 @@ from torch import nn
 from vidgen import FrameGroup, Option, Processor, ProcessorContext, VidgenError
 from vidgen.weights import load_spandrel_image_model, load_weights
 from vidgen_sr.model import ARCHITECTURE, SCALES, build_generator
+from vidgen_sr.steady import Steadier
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MODELS = ("srresnet", "srgan", "real")
@@ -122,6 +123,8 @@ class SuperResolution(Processor):
         Option("batch", int, 4, "frames upscaled per forward pass"),
         Option("ensemble", int, 1, "average the outputs for 1, 2, 4 or 8 flips/rotations of each frame "
                "(geometric self-ensemble: slightly higher PSNR, that many times slower)", choices=ENSEMBLE_SIZES),
+        Option("steady", float, 0.7, "temporal steadiness: weight of the previous output frame, moved along the "
+               "input's optical flow, where the two agree (0 = each frame on its own; below 1)"),
     )
 
     def __init__(self, **options: object) -> None:
@@ -133,12 +136,15 @@ class SuperResolution(Processor):
             raise VidgenError(f"sr.tile must be 0 or larger than 2 x sr.tile_overlap ({2 * s.tile_overlap})")
         if s.batch < 1:
             raise VidgenError("sr.batch must be at least 1")
+        if not 0 <= s.steady < 1:
+            raise VidgenError(f"sr.steady must be in [0, 1), got {s.steady}")
         if not s.weights and s.scale and s.scale not in shipped_scales(s.model):
             available = ", ".join(f"sr.scale={scale}" for scale in shipped_scales(s.model))
             raise VidgenError(f"sr.model={s.model} has no x{s.scale} model (shipped: {available})")
         self.group_size = s.batch
         self.context = (0, 0)
         self.upscaler: Upscaler | None = None
+        self.steadier: Steadier | None = None
 
     @property
     def scale(self) -> int:
@@ -163,17 +169,26 @@ class SuperResolution(Processor):
                               "downscale the input first or use a smaller sr.scale")
         self.upscaler.network.to(memory_format=torch.channels_last).requires_grad_(False)
         precision = context.dtype if self.upscaler.reduced_precision else torch.float32
+        self.steadier = Steadier(s.steady, self.upscaler.scale) if s.steady else None
         tiling = f"{s.tile}px tiles" if s.tile else "whole frames"
         context.log(f"sr: {self.upscaler.label} x{self.upscaler.scale}, {precision}, {tiling}")
 
     def reset(self) -> None:
-        """Nothing carries from one stream to the next: keep the loaded model."""
+        """Keep the loaded model; forget the previous frame of `steady`."""
+        if self.steadier:
+            self.steadier.reset()
 
     def output_size(self, width: int, height: int) -> tuple[int, int]:
         return width * self.scale, height * self.scale
 
     def process(self, group: FrameGroup) -> FrameGroup:
-        return group.with_frames(self.upscale(group.core_frames))
+        return group.with_frames(self.upscale_stream(group.core_frames))
+
+    def upscale_stream(self, frames: torch.Tensor) -> torch.Tensor:
+        """The next `(N, 3, H, W)` frames of a stream, in order → `(N, 3, H·s, W·s)`: upscaled, then steadied
+        against the frames before them when `sr.steady` is set."""
+        upscaled = self.upscale(frames)
+        return self.steadier(frames, upscaled).clamp_(0, 1) if self.steadier else upscaled
 
     def upscale(self, frames: torch.Tensor) -> torch.Tensor:
         """`(N, 3, H, W)` in [0, 1] → `(N, 3, H·s, W·s)` in [0, 1], tiled when `sr.tile` is set."""
