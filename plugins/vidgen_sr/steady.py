@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 MIN_FLOW_SIZE = 16  # smaller inputs are not steadied (DIS optical flow needs at least 12 pixels)
 AGREEMENT = 0.3  # luma difference (0-1 scale) beyond which the moved previous frame is not used at all
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601 weights
 
 
 def luma(frame: torch.Tensor) -> np.ndarray:
-    """`(3, h, w)` float in [0, 1] → `(h, w)` uint8 luma (BT.601 weights) for OpenCV's optical flow."""
-    weights = torch.tensor([0.299, 0.587, 0.114], device=frame.device).view(3, 1, 1)
-    return (frame.float() * weights).sum(0).mul(255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+    """`(3, h, w)` float in [0, 1] → `(h, w)` uint8 luma for OpenCV's optical flow."""
+    rgb = frame.detach().float().permute(1, 2, 0).cpu().numpy()
+    return np.clip(np.rint(rgb @ LUMA * 255), 0, 255).astype(np.uint8)
+
+
+def pixel_grid(height: int, width: int) -> np.ndarray:
+    """`(height, width, 2)` float32 (x, y) coordinates of every pixel."""
+    return np.indices((height, width), dtype=np.float32)[::-1].transpose(1, 2, 0).copy()
 
 
 def consistent_flow(current: np.ndarray, previous: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -27,25 +32,12 @@ def consistent_flow(current: np.ndarray, previous: np.ndarray) -> tuple[np.ndarr
     backward = dis.calc(current, previous, None)
     forward = dis.calc(previous, current, None)
     height, width = current.shape
-    grid = np.stack(np.meshgrid(np.arange(width), np.arange(height)), -1).astype(np.float32) + backward
+    grid = pixel_grid(height, width) + backward
     forward_at_source = cv2.remap(forward, grid[..., 0], grid[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     round_trip = np.sum((backward + forward_at_source) ** 2, -1)
     bound = 0.01 * (np.sum(backward**2, -1) + np.sum(forward_at_source**2, -1)) + 0.5
     inside = (grid[..., 0] >= 0) & (grid[..., 0] <= width - 1) & (grid[..., 1] >= 0) & (grid[..., 1] <= height - 1)
     return backward, (round_trip <= bound) & inside
-
-
-def warp_upscaled(image: torch.Tensor, flow: np.ndarray, scale: int) -> torch.Tensor:
-    """Sample `image` `(3, H, W)` (H = h·scale) at `x + flow(x)`, with the low-resolution `flow` `(h, w, 2)`
-    upsampled (bilinear) and multiplied by `scale`."""
-    height, width = image.shape[-2:]
-    flow_hr = F.interpolate(torch.from_numpy(flow).permute(2, 0, 1)[None].to(image.device), size=(height, width),
-                            mode="bilinear", align_corners=False)[0] * scale
-    ys, xs = torch.meshgrid(torch.arange(height, device=image.device), torch.arange(width, device=image.device),
-                            indexing="ij")
-    grid = torch.stack([(xs + 0.5 + flow_hr[0]) / width, (ys + 0.5 + flow_hr[1]) / height], -1) * 2 - 1
-    return F.grid_sample(image[None].float(), grid[None], mode="bilinear", padding_mode="border",
-                         align_corners=False)[0]
 
 
 class Steadier:
@@ -61,24 +53,31 @@ class Steadier:
     def reset(self) -> None:
         """Forget the previous frame (a new stream starts)."""
         self.previous_luma: np.ndarray | None = None
-        self.previous_output: torch.Tensor | None = None
+        self.previous_output: np.ndarray | None = None
 
     def __call__(self, inputs: torch.Tensor, upscaled: torch.Tensor) -> torch.Tensor:
         """`inputs` `(N, 3, h, w)` and their per-frame upscales `(N, 3, h·s, w·s)`, in stream order, float in
-        [0, 1] → the steadied upscales, same shape."""
+        [0, 1] → the steadied upscales, same shape and device. Computed on the CPU with OpenCV (flow at the
+        input's size, one bilinear remap at the output's)."""
+        import cv2
+
         if min(inputs.shape[-2:]) < MIN_FLOW_SIZE:
             return upscaled
-        outputs = []
-        for frame, output in zip(inputs, upscaled):
+        height, width = upscaled.shape[-2:]
+        grid = pixel_grid(height, width)
+        results = upscaled.detach().float().permute(0, 2, 3, 1).cpu().numpy().copy()  # (N, H, W, 3), written in place
+        for frame, output in zip(inputs, results):
             current = luma(frame)
-            if self.previous_output is not None and self.previous_luma.shape == current.shape:
+            if self.previous_output is not None and self.previous_output.shape == output.shape:
                 flow, valid = consistent_flow(current, self.previous_luma)
-                moved = warp_upscaled(self.previous_output, flow, self.scale)
-                difference = moved - output
-                agreement = (1 - difference.mean(0, keepdim=True).abs() / AGREEMENT).clamp_(0, 1)
-                valid_hr = F.interpolate(torch.from_numpy(valid.astype(np.float32))[None, None].to(output.device),
-                                         size=output.shape[-2:], mode="nearest")[0]
-                output = output + self.weight * agreement * valid_hr * difference
-            outputs.append(output)
-            self.previous_luma, self.previous_output = current, output
-        return torch.stack(outputs)
+                source = grid + cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR) * self.scale
+                difference = cv2.remap(self.previous_output, source[..., 0], source[..., 1], cv2.INTER_LINEAR,
+                                       borderMode=cv2.BORDER_REPLICATE)
+                difference -= output
+                agreement = np.clip(1 - np.abs(difference.mean(-1)) / AGREEMENT, 0, 1)
+                agreement *= self.weight * cv2.resize(valid.astype(np.float32), (width, height),
+                                                      interpolation=cv2.INTER_NEAREST)
+                difference *= agreement[..., None]
+                output += difference
+            self.previous_luma, self.previous_output = current, output.copy()  # the caller may change the result
+        return torch.from_numpy(results).permute(0, 3, 1, 2).to(upscaled.device)
