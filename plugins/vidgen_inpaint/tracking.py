@@ -105,7 +105,8 @@ class FlowBoxTracker:
 
     The histograms follow the scene (background: 30 % per frame) and, slowly, the object (5 %). Frames are
     tracked at most `work_side` pixels on the short side. The object counts as lost while its mask is under
-    a tenth of the first one (the box follows what is left) or has vanished (the box stays where it was).
+    a tenth of the first one or less than 30 % of it has the object's colours (the box follows what is left),
+    or when the mask has vanished (the box stays where it was).
     """
 
     def __init__(self, frame: np.ndarray, box: Box, colour: bool = True, refit: bool = True,
@@ -127,6 +128,7 @@ class FlowBoxTracker:
         self.object_colours = colour_histogram(index, self.mask)
         self.scene_colours = self.ring_colours(index)
         self.full_box = box
+        self.object_coloured = 1.0  # share of the carried mask in the object's colours
 
     def resized(self, frame: np.ndarray) -> np.ndarray:
         import cv2
@@ -199,7 +201,7 @@ class FlowBoxTracker:
             self.object_colours = 0.95 * self.object_colours + 0.05 * colour_histogram(index, self.mask)
         x, y, w, h = (v / self.scale for v in self.box)
         self.full_box = check_box((round(x), round(y), round(w), round(h)), *self.full_size)
-        return self.full_box, bool(self.mask.sum() >= 0.1 * self.first_area)
+        return self.full_box, bool(self.mask.sum() >= 0.1 * self.first_area and self.object_coloured > 0.3)
 
     def by_colour(self, mask: np.ndarray, index: np.ndarray) -> np.ndarray:
         """`mask` without the pixels whose colour is likelier the scene's than the object's, and (`refit`) with
@@ -210,7 +212,8 @@ class FlowBoxTracker:
         ours, theirs = self.object_colours[index] + 1e-5, self.scene_colours[index] + 1e-5
         share = cv2.blur((ours / (ours + theirs)).astype(np.float32), (5, 5))  # (H, W) in [0, 1]
         kept = mask & (share > 0.5)
-        if kept.sum() > 0.3 * mask.sum():
+        self.object_coloured = kept.sum() / max(mask.sum(), 1)
+        if self.object_coloured > 0.3:
             mask = kept
         if self.refit:
             coloured = box_region(grown(mask_box(mask), 0.25), width, height) & (share > 0.7)
