@@ -62,7 +62,7 @@ def moving_square(frames: int = 30, speed: int = 5) -> tuple[np.ndarray, list[tu
     return background, boxes
 
 
-@pytest.mark.parametrize("method", ["flow", "mil"])
+@pytest.mark.parametrize("method", ["flow", "motion", "mil"])
 def test_trackers_follow_a_moving_square(method):
     frames, truth = moving_square()
     steps = list(track(frames, truth[0], method))

@@ -19,7 +19,8 @@ from vidgen.synth import write_clip
 from vidgen_inpaint.burn import burn_logo, burn_score_panel, burn_ticker, burn_timestamp
 from vidgen_inpaint.masks import sample_video_frames
 from vidgen_inpaint.overlays import find_overlays, overlay_mask
-from vidgen_inpaint.tracking import Box, FlowBoxTracker, OpenCVBoxTracker, _largest_parts, box_iou, mask_box, track
+from vidgen_inpaint.tracking import (Box, FlowBoxTracker, OpenCVBoxTracker, _largest_parts, box_iou, mask_box,
+                                     motion_tracker, track)
 
 OVERLAY_CASES = {
     "score panel, changing scores": ("dog", lambda f: [burn_score_panel(f, 24, 24)]),
@@ -40,15 +41,15 @@ TUNING_CLIPS = ("car-shadow", "dog", "drift-straight", "goat", "horsejump-high",
 EXTRA_CLIPS = (("tennis", "object-removal/tennis", "object-removal/tennis_mask"),
                ("schoolgirls", "object-removal/schoolgirls.mp4", "object-removal/schoolgirls_mask"))
 
-# Every variant measured side by side: the default, the flow tracker without each of its parts (motion only is
-# the previous default's method), that at the clip's full size instead of 240 px, and OpenCV's MIL.
+# Every variant measured side by side: the default, the flow tracker without each of its parts, `motion` (motion
+# only at the clip's full size instead of 240 px: the previous default's method) and OpenCV's MIL.
 BENCH_TRACKERS = {
     "flow": FlowBoxTracker,
     "flow, no refit": partial(FlowBoxTracker, refit=False),
     "flow, no colour": partial(FlowBoxTracker, colour=False, refit=False),
     "flow, no clamp": partial(FlowBoxTracker, clamp=None),
     "flow, motion only": partial(FlowBoxTracker, colour=False, refit=False, clamp=None),
-    "flow, motion only, full size": partial(FlowBoxTracker, colour=False, refit=False, clamp=None, work_side=100_000),
+    "motion": motion_tracker,
     "mil": OpenCVBoxTracker,
 }
 

@@ -251,7 +251,8 @@ def tracked_masks(source: Path, output: Path, preview: Path | None, start_box: s
 @click.option("--point", metavar="X,Y", help="A pixel on the object: its box is the similarly coloured area around it.")
 @click.option("--track", is_flag=True, help="Follow --box / --point through the clip and write per-frame masks.")
 @click.option("--tracker", default="flow", show_default=True, type=click.Choice(sorted(TRACKERS)),
-              help="flow: optical-flow box propagation; mil: OpenCV's MIL tracker.")
+              help="flow: the object's pixels carried by optical flow, kept to its colours; motion: the same by "
+                   "motion alone, at full size (slower); mil: OpenCV's MIL tracker.")
 @click.option("--at", type=click.FloatRange(0), default=0.0, show_default=True, help="Time (s) the box or point refers to.")
 @click.option("--dilate", "pixels", type=click.IntRange(0), default=0, show_default=True, help="Grow the mask by N pixels.")
 @click.option("--samples", type=click.IntRange(12), default=48, show_default=True, help="Frames sampled for --overlays.")

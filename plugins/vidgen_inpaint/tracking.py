@@ -244,7 +244,13 @@ class OpenCVBoxTracker:
         return self.box, bool(ok)
 
 
-TRACKERS = {"flow": FlowBoxTracker, "mil": OpenCVBoxTracker}
+def motion_tracker(frame: np.ndarray, box: Box) -> FlowBoxTracker:
+    """The flow tracker without colours or clamp, at the clip's full size: the object is what moves."""
+    return FlowBoxTracker(frame, box, colour=False, refit=False, clamp=None, work_side=100_000)
+
+
+TRACKERS: dict[str, Callable[[np.ndarray, Box], BoxTracker]] = {
+    "flow": FlowBoxTracker, "motion": motion_tracker, "mil": OpenCVBoxTracker}
 
 
 @dataclass
