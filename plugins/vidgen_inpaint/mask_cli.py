@@ -195,7 +195,7 @@ def tracked_masks(source: Path, output: Path, preview: Path | None, start_box: s
         if len(boxes) != 1:
             raise VidgenError("--track follows one box: give --box x,y,w,h")
         box = check_box(boxes[0], width, height)
-    backward = list(track([first] + before[::-1], box, method))[1:][::-1]
+    backward = list(track([first] + before[::-1], box, method))[1:][::-1] if before else []
     chosen = set(np.linspace(0, max(total - 1, 0), min(SHEET_FRAMES, max(total, 1))).round().astype(int).tolist())
     thumbs: list[np.ndarray] = []
     held: list[bool] = []

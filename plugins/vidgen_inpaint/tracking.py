@@ -40,7 +40,8 @@ def mask_box(mask: np.ndarray) -> Box:
 
 def object_in_box(frame: np.ndarray, box: Box) -> np.ndarray:
     """`(H, W)` bool: the object inside `box` of `frame` `(H, W, 3)`, split from the background by GrabCut
-    (colour models of the box and its surroundings); the whole box if GrabCut keeps too little of it."""
+    (colour models of the box and its surroundings); the whole box if GrabCut keeps too little of it.
+    Seeds OpenCV's random numbers, so that the cut does not depend on what ran before."""
     import cv2
 
     height, width = frame.shape[:2]
@@ -49,6 +50,7 @@ def object_in_box(frame: np.ndarray, box: Box) -> np.ndarray:
     whole[y:y + h, x:x + w] = True
     labels = np.where(whole, cv2.GC_PR_FGD, cv2.GC_BGD).astype(np.uint8)
     background, foreground = np.zeros((1, 65)), np.zeros((1, 65))
+    cv2.setRNGSeed(0)  # GrabCut starts its colour models from random k-means centres: the same cut every run
     try:
         cv2.grabCut(np.ascontiguousarray(frame[..., ::-1]), labels, None, background, foreground, 4,
                     cv2.GC_INIT_WITH_MASK)
