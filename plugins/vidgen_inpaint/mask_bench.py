@@ -19,7 +19,7 @@ from vidgen.synth import write_clip
 from vidgen_inpaint.burn import burn_logo, burn_score_panel, burn_ticker, burn_timestamp
 from vidgen_inpaint.masks import sample_video_frames
 from vidgen_inpaint.overlays import find_overlays, overlay_mask
-from vidgen_inpaint.tracking import (Box, FlowBoxTracker, OpenCVBoxTracker, _largest_parts, box_iou, mask_box,
+from vidgen_inpaint.tracking import (Box, FlowBoxTracker, OpenCVBoxTracker, largest_parts, box_iou, mask_box,
                                      motion_tracker, track)
 
 OVERLAY_CASES = {
@@ -67,7 +67,7 @@ def davis_frames(folder: Path, size: tuple[int, int] | None = None) -> np.ndarra
     return np.stack(frames)
 
 
-def davis_boxes(folder: Path, largest: bool = False) -> list[Box | None]:
+def mask_boxes(folder: Path, largest: bool = False) -> list[Box | None]:
     """The bounding box of each frame's object mask in `folder` (None where the mask is empty); `largest`:
     of its parts at least a tenth of the largest one's size (drops stray specks)."""
     import cv2
@@ -75,7 +75,7 @@ def davis_boxes(folder: Path, largest: bool = False) -> list[Box | None]:
     boxes: list[Box | None] = []
     for path in sorted(folder.glob("*.png")):
         mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) > 127
-        boxes.append(mask_box(_largest_parts(mask) if largest else mask) if mask.any() else None)
+        boxes.append(mask_box(largest_parts(mask) if largest else mask) if mask.any() else None)
     return boxes
 
 
@@ -121,7 +121,7 @@ def tracking_rows(clips: list[tuple[str, np.ndarray, list[Box | None]]]) -> list
 @click.command("mask")
 @click.option("--clips", required=True, type=click.Path(exists=True, file_okay=False),
               help="Development video folder holding DAVIS/ (e.g. ../shared/data/video).")
-@click.option("--sequences", default="", help="Comma-separated DAVIS sequences to track (default: all).")
+@click.option("--sequences", default="", help="Comma-separated DAVIS sequences to track (default: all, and the two object-removal demos).")
 @click.option("--no-overlays", is_flag=True, help="Skip the overlay cases (tracking only).")
 def bench_command(clips: str, sequences: str, no_overlays: bool) -> None:
     """Overlay coverage and area on burnt-in overlays; tracking IoU per DAVIS clip for each tracker variant
@@ -139,8 +139,8 @@ def bench_command(clips: str, sequences: str, no_overlays: bool) -> None:
         click.echo("|---|---|---|---|---|")
         for case, sequence, coverage, area, seconds in overlay_rows(davis):
             click.echo(f"| {case} | {sequence} | {100 * coverage:.1f} % | {area:.2f} | {seconds:.2f} |")
-    rows = tracking_rows([(name, davis_frames(davis / name), davis_boxes(davis / name / "masks")) for name in names])
-    extra_clips = [(name, read_frames(Path(clips) / frames), davis_boxes(Path(clips) / masks, largest=True))
+    rows = tracking_rows([(name, davis_frames(davis / name), mask_boxes(davis / name / "masks")) for name in names])
+    extra_clips = [(name, read_frames(Path(clips) / frames), mask_boxes(Path(clips) / masks, largest=True))
                    for name, frames, masks in EXTRA_CLIPS if (Path(clips) / frames).exists() and not sequences]
     extra = tracking_rows(extra_clips)
     methods = list(BENCH_TRACKERS)

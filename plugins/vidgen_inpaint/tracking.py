@@ -20,7 +20,7 @@ class BoxTracker(Protocol):
         """The object's box in the next frame, and whether the tracker still holds it."""
 
 
-def _largest_parts(mask: np.ndarray) -> np.ndarray:
+def largest_parts(mask: np.ndarray) -> np.ndarray:
     """`mask` `(H, W)` bool without the specks: connected parts under a tenth of the largest one are dropped."""
     import cv2
 
@@ -56,7 +56,7 @@ def object_in_box(frame: np.ndarray, box: Box) -> np.ndarray:
                     cv2.GC_INIT_WITH_MASK)
     except cv2.error:  # one colour everywhere: nothing to model
         return whole
-    found = _largest_parts((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD))
+    found = largest_parts((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD))
     return found if found.sum() >= 0.1 * w * h else whole
 
 
@@ -196,7 +196,7 @@ class FlowBoxTracker:
         mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)) > 0
         if mask.sum() < 20:
             return self.full_box, False
-        self.mask = _largest_parts(mask)
+        self.mask = largest_parts(mask)
         self.box = mask_box(self.mask)
         if self.colour:
             self.scene_colours = 0.7 * self.scene_colours + 0.3 * self.ring_colours(index)
