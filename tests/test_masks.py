@@ -92,12 +92,15 @@ def test_flow_tracker_box_grows_with_an_approaching_object():
     assert box_iou(steps[-1].box, truth[-1]) >= 0.85 and steps[-1].box[2] * steps[-1].box[3] > 3 * 30 * 30, steps[-1]
 
 
-def test_flow_tracker_says_when_the_object_is_gone():
+def test_flow_tracker_says_when_the_object_is_gone(cli, tmp_path):
     frames, truth = moving_square()
     background = panning_texture(len(frames), WIDTH, HEIGHT, step=1, seed=1)
     frames[15:] = background[15:]  # the square vanishes (hidden) from frame 15 on
     held = [s.held for s in track(frames, truth[0])]
     assert all(held[:15]) and not any(held[17:]), held
+    source = write_clip(tmp_path / "gone.mp4", frames, options={"crf": "12"})
+    code, _, err = cli("mask", source, "-o", tmp_path / "masks", "--box", ",".join(map(str, truth[0])), "--track")
+    assert code == 0 and f"lost the object at frame {held.index(False)}" in err and "until frame 29" in err, err
 
 
 @pytest.fixture

@@ -237,7 +237,7 @@ def tracked_masks(source: Path, output: Path, preview: Path | None, start_box: s
     ranges = lost_ranges(held)
     for first_lost, last_lost in ranges[:5]:
         click.echo(f"  lost the object at frame {first_lost} ({first_lost / fps:.2f} s) until frame {last_lost}; "
-                   "the box stays where it was last seen", err=True)
+                   "the boxes there are guesses (check them)", err=True)
     if len(ranges) > 5:
         click.echo(f"  ... and {len(ranges) - 5} more losses ({held.count(False)} frames in all)", err=True)
 
