@@ -13,7 +13,7 @@ from clips import write_clip
 from vidgen_inpaint.burn import burn_logo, burn_score_panel, burn_ticker, burn_timestamp, panning_texture
 from vidgen_inpaint.masks import MaskSource
 from vidgen_inpaint.overlays import find_overlays, overlay_mask
-from vidgen_inpaint.tracking import box_iou, track
+from vidgen_inpaint.tracking import FlowBoxTracker, box_iou, track
 
 WIDTH, HEIGHT = 320, 180
 
@@ -62,12 +62,45 @@ def moving_square(frames: int = 30, speed: int = 5) -> tuple[np.ndarray, list[tu
     return background, boxes
 
 
-@pytest.mark.parametrize("method", ["flow", "mil"])
+@pytest.mark.parametrize("method", ["flow", "motion", "mil"])
 def test_trackers_follow_a_moving_square(method):
     frames, truth = moving_square()
     steps = list(track(frames, truth[0], method))
     ious = [box_iou(s.box, t) for s, t in zip(steps, truth)]
     assert np.mean(ious) >= 0.6 and ious[-1] >= 0.4, ious
+
+
+def test_flow_tracker_beats_a_static_box_and_reports_the_box_at_the_clip_size():
+    frames, truth = moving_square()
+    static = [box_iou(truth[0], t) for t in truth]
+    followed = [box_iou(s.box, t) for s, t in zip(track(frames, truth[0], lambda f, b: FlowBoxTracker(f, b, work_side=90)), truth)]
+    assert np.mean(static) < 0.3 and np.mean(followed) >= 0.6, (np.mean(static), followed)
+
+
+def test_flow_tracker_box_grows_with_an_approaching_object():
+    """A shaded square growing from 30 to 66 px while it drifts over a panning texture."""
+    frames = panning_texture(25, WIDTH, HEIGHT, step=1, seed=1)
+    shading = np.random.default_rng(2).uniform(0.5, 1.0, (5, 5))
+    truth = []
+    for t in range(len(frames)):
+        side, x, y = 30 + round(1.5 * t), 100 + 2 * t, 90 - round(0.75 * t)
+        patch = cv2.resize(shading, (side, side), interpolation=cv2.INTER_CUBIC)
+        frames[t, y - side // 2:y - side // 2 + side, x:x + side] = np.clip(patch[..., None] * (230, 90, 60), 0, 255)
+        truth.append((x, y - side // 2, side, side))
+    steps = list(track(frames, truth[0]))
+    assert all(s.held for s in steps)
+    assert box_iou(steps[-1].box, truth[-1]) >= 0.85 and steps[-1].box[2] * steps[-1].box[3] > 3 * 30 * 30, steps[-1]
+
+
+def test_flow_tracker_says_when_the_object_is_gone(cli, tmp_path):
+    frames, truth = moving_square()
+    background = panning_texture(len(frames), WIDTH, HEIGHT, step=1, seed=1)
+    frames[15:] = background[15:]  # the square vanishes (hidden) from frame 15 on
+    held = [s.held for s in track(frames, truth[0])]
+    assert all(held[:15]) and not any(held[17:]), held
+    source = write_clip(tmp_path / "gone.mp4", frames, options={"crf": "12"})
+    code, _, err = cli("mask", source, "-o", tmp_path / "masks", "--box", ",".join(map(str, truth[0])), "--track")
+    assert code == 0 and f"lost the object at frame {held.index(False)}" in err and "until frame 29" in err, err
 
 
 @pytest.fixture

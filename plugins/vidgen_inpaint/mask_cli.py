@@ -195,7 +195,7 @@ def tracked_masks(source: Path, output: Path, preview: Path | None, start_box: s
         if len(boxes) != 1:
             raise VidgenError("--track follows one box: give --box x,y,w,h")
         box = check_box(boxes[0], width, height)
-    backward = list(track([first] + before[::-1], box, method))[1:][::-1]
+    backward = list(track([first] + before[::-1], box, method))[1:][::-1] if before else []
     chosen = set(np.linspace(0, max(total - 1, 0), min(SHEET_FRAMES, max(total, 1))).round().astype(int).tolist())
     thumbs: list[np.ndarray] = []
     held: list[bool] = []
@@ -237,7 +237,7 @@ def tracked_masks(source: Path, output: Path, preview: Path | None, start_box: s
     ranges = lost_ranges(held)
     for first_lost, last_lost in ranges[:5]:
         click.echo(f"  lost the object at frame {first_lost} ({first_lost / fps:.2f} s) until frame {last_lost}; "
-                   "the box stays where it was last seen", err=True)
+                   "the boxes there are guesses (check them)", err=True)
     if len(ranges) > 5:
         click.echo(f"  ... and {len(ranges) - 5} more losses ({held.count(False)} frames in all)", err=True)
 
@@ -251,7 +251,8 @@ def tracked_masks(source: Path, output: Path, preview: Path | None, start_box: s
 @click.option("--point", metavar="X,Y", help="A pixel on the object: its box is the similarly coloured area around it.")
 @click.option("--track", is_flag=True, help="Follow --box / --point through the clip and write per-frame masks.")
 @click.option("--tracker", default="flow", show_default=True, type=click.Choice(sorted(TRACKERS)),
-              help="flow: optical-flow box propagation; mil: OpenCV's MIL tracker.")
+              help="flow: the object's pixels carried by optical flow, kept to its colours; motion: the same by "
+                   "motion alone, at full size (slower); mil: OpenCV's MIL tracker.")
 @click.option("--at", type=click.FloatRange(0), default=0.0, show_default=True, help="Time (s) the box or point refers to.")
 @click.option("--dilate", "pixels", type=click.IntRange(0), default=0, show_default=True, help="Grow the mask by N pixels.")
 @click.option("--samples", type=click.IntRange(12), default=48, show_default=True, help="Frames sampled for --overlays.")
