@@ -74,7 +74,7 @@ class Steadier:
                 difference = cv2.remap(self.previous_output, source[..., 0], source[..., 1], cv2.INTER_LINEAR,
                                        borderMode=cv2.BORDER_REPLICATE)
                 difference -= output
-                agreement = np.clip(1 - np.abs(difference.mean(-1)) / AGREEMENT, 0, 1)
+                agreement = np.clip(1 - np.abs(cv2.cvtColor(difference, cv2.COLOR_RGB2GRAY)) / AGREEMENT, 0, 1)
                 agreement *= self.weight * cv2.resize(valid.astype(np.float32), (width, height),
                                                       interpolation=cv2.INTER_NEAREST)
                 difference *= agreement[..., None]
