@@ -17,8 +17,8 @@ from vidgen import FrameGroup, Option, Processor, ProcessorContext, VidgenError,
 from vidgen_inpaint.masks import MaskSource, detect_static_overlay, dilate, parse_boxes, sample_video_frames
 from vidgen_inpaint.model import TILE, load_gan
 from vidgen_inpaint.propagate import Propagated, StreamPropagator, View
-from vidgen_inpaint.search import (SearchSettings, consistency_pairs, nearest_latents, poisson_blend,
-                                   random_latents, search_latents)
+from vidgen_inpaint.search import (SearchSettings, consistency_pairs, match_colours, nearest_latents,
+                                   poisson_blend, random_latents, search_latents)
 
 HOLE_SHARE = 40 / TILE  # a hole spans at most this share of its tile; the rest is context
 
@@ -138,7 +138,10 @@ class Inpaint(Processor):
         Option("consistency", float, 0.05, "weight of the group-consistency loss |z_i - z_j|"),
         Option("perceptual", float, 0.01, "weight of the perceptual (discriminator) loss"),
         Option("pool", int, 64, "latents sampled for the nearest-neighbour initialisation"),
-        Option("blend", str, "poisson", "how G's fill meets the context", choices=("poisson", "none")),
+        Option("blend", str, "poisson", "how G's fill meets the context: poisson (gradient-domain), match (the "
+               "context ring's mean/std per channel, then poisson) or none", choices=("poisson", "match", "none")),
+        Option("unseen", str, "mix", "what fills pixels no frame shows: gan, telea (OpenCV's fast marching) or mix "
+               "(the mean of both)", choices=("gan", "telea", "mix")),
         Option("fit", int, 0, "fine-tune the GAN for this many steps on the video's visible content first"),
         Option("weights", str, None, "G/D weights file (safetensors from `vidgen train inpaint`)"),
         Option("group", int, 8, "frames per group (searched together)"),
@@ -229,13 +232,27 @@ class Inpaint(Processor):
         self.stats.hole_pixels += int(masks[core].sum())
         self.stats.propagated_pixels += int(masks[core].sum() - unknown.sum())
         if unknown.any():
-            if self.fit_pending:
-                self._fit_to_video(out, unknown)
-            out = self._fill(out, unknown)
+            if self.settings.unseen != "telea":
+                if self.fit_pending:
+                    self._fit_to_video(out, unknown)
+                gan = self._fill(out, unknown)
+            out = gan if self.settings.unseen == "gan" else self._telea(out, unknown, gan if self.settings.unseen == "mix" else None)
         if self.settings.propagate:
             out = self._carry_fill(out, unknown, propagated)
             self.propagator.release()
         return group.with_frames(out)
+
+    def _telea(self, frames: torch.Tensor, unknown: np.ndarray, gan: torch.Tensor | None) -> torch.Tensor:
+        """Fill `unknown` `(N, H, W)` pixels of `frames` `(N, 3, H, W)` with OpenCV's Telea inpainting (from the
+        known and propagated pixels around them), or with the mean of that and the GAN fill `gan`."""
+        import cv2
+
+        as_uint8 = frames_to_uint8(frames)
+        filled = np.stack([cv2.inpaint(frame, hole.astype(np.uint8), 3, cv2.INPAINT_TELEA)
+                           for frame, hole in zip(as_uint8, unknown)])
+        telea = uint8_to_frames(filled, self.device)
+        fill = telea if gan is None else 0.5 * (telea + gan)
+        return torch.where(torch.from_numpy(unknown).to(self.device)[:, None], fill, frames)
 
     def _propagate(self, frames: np.ndarray, masks: np.ndarray, indices: list[int], core: list[int]
                    ) -> list[Propagated]:
@@ -286,7 +303,9 @@ class Inpaint(Processor):
                     images[chosen] = self._search_per_frame(targets[chosen], known[chosen])
         else:
             images = self._search_video(tiles, targets, known)
-        if self.settings.blend == "poisson":
+        if self.settings.blend == "match":
+            images = match_colours(images, targets, known)
+        if self.settings.blend in ("poisson", "match"):
             images = poisson_blend(images, targets, known)
         self.stats.tiles += len(tiles)
         return self._paste(padded, hole, tiles, images, pad)

@@ -72,8 +72,35 @@ class _Keyframe:
     seen: np.ndarray
 
 
+def smooth_fill(values: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Fill `hole` `(H, W)` bool of `values` `(H, W)` or `(H, W, C)` smoothly from its surroundings (push-pull:
+    average the known values down a pyramid, then fill each level's gaps from the coarser one); float32."""
+    import cv2
+
+    values = values.astype(np.float32)
+    weight = (~hole).astype(np.float32)
+    if weight.all() or not weight.any():
+        return values
+    levels = []
+    value, known = values * (weight[..., None] if values.ndim == 3 else weight), weight
+    while min(known.shape) > 2:
+        levels.append((value, known))
+        size = (max(1, (known.shape[1] + 1) // 2), max(1, (known.shape[0] + 1) // 2))
+        value, known = cv2.resize(value, size, interpolation=cv2.INTER_AREA), cv2.resize(known, size, interpolation=cv2.INTER_AREA)
+    def ratio(v: np.ndarray, k: np.ndarray) -> np.ndarray:
+        return v / np.maximum(k, 1e-6)[..., None] if v.ndim == 3 else v / np.maximum(k, 1e-6)
+    filled = ratio(value, known)
+    for value, known in reversed(levels):
+        coarse = cv2.resize(filled, (known.shape[1], known.shape[0]), interpolation=cv2.INTER_LINEAR)
+        trust = np.minimum(known * 4, 1.0)
+        trust = trust[..., None] if value.ndim == 3 else trust
+        filled = trust * ratio(value, known) + (1 - trust) * coarse
+    return np.where(hole[..., None] if values.ndim == 3 else hole, filled, values)
+
+
 def prefilled_gray(frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Grey `(H, W)` uint8 frame with its hole roughly filled (Telea), so the hole does not drag the flow."""
+    """Grey `(H, W)` uint8 frame with its hole filled (Telea), so the hole does not drag the flow (a smooth
+    `smooth_fill` there costs 2-3 dB of propagated PSNR on a pan: DIS matches Telea's edges better)."""
     import cv2
 
     gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
@@ -88,7 +115,7 @@ def complete_flow(flow: np.ndarray, hole: np.ndarray, margin: int = 3, ring_widt
     Flow inside a hole follows the hole's own content (a static logo, a moving box), not the scene behind
     it. A homography is fitted (RANSAC) to the flow on a ring outside the hole dilated by `margin`; where it
     explains most of the ring (camera pan, zoom, rotation, a planar scene) it gives the motion inside,
-    otherwise the flow is filled smoothly from the hole's border (a diffusion fill of each component).
+    otherwise the flow is filled smoothly from around the hole (`smooth_fill`, a membrane-like fill).
     """
     import cv2
 
@@ -100,19 +127,16 @@ def complete_flow(flow: np.ndarray, hole: np.ndarray, margin: int = 3, ring_widt
     out = flow.copy()
     hy, hx = np.nonzero(grown)
     if len(xs) >= 8:
-        if len(xs) > 2000:
-            pick = np.linspace(0, len(xs) - 1, 2000).astype(int)
+        if len(xs) > 600:
+            pick = np.linspace(0, len(xs) - 1, 600).astype(int)
             ys, xs = ys[pick], xs[pick]
         source = np.stack([xs, ys], 1).astype(np.float32)
-        matrix, inliers = cv2.findHomography(source, source + flow[ys, xs], cv2.RANSAC, 1.0)
+        matrix, inliers = cv2.findHomography(source, source + flow[ys, xs], cv2.RANSAC, 1.0, maxIters=300)
         if matrix is not None and inliers.mean() >= HOMOGRAPHY_SHARE:
             points = np.stack([hx, hy], 1).astype(np.float32)[:, None]
             out[hy, hx] = cv2.perspectiveTransform(points, matrix)[:, 0] - points[:, 0]
             return out
-    hole8 = grown.astype(np.uint8)
-    for channel in range(2):
-        out[..., channel] = cv2.inpaint(np.ascontiguousarray(flow[..., channel]), hole8, 5, cv2.INPAINT_NS)
-    return out
+    return smooth_fill(flow, grown)
 
 
 def _grid(height: int, width: int) -> np.ndarray:
@@ -275,12 +299,10 @@ class StreamPropagator:
 
     def commit(self, output: np.ndarray) -> None:
         """Store the output `(H, W, 3)` uint8 of the frame just filled; its unknown pixels may still be
-        provisional (they are pre-filled with Telea here, so that nothing samples the overlay) until `update`."""
-        import cv2
-
+        provisional (they are pre-filled smoothly here, so that nothing samples the overlay) until `update`."""
         last, unknown = self.pending
         if unknown.any():
-            output = cv2.inpaint(output, unknown.astype(np.uint8), 3, cv2.INPAINT_TELEA)
+            output = np.round(smooth_fill(output, unknown)).astype(np.uint8)
         t = last.index
         self.last, self.pending = last, None
         self.outputs[t] = output.copy()
