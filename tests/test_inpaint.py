@@ -17,7 +17,7 @@ from vidgen_inpaint.masks import MaskSource, detect_static_overlay, parse_boxes
 from vidgen_inpaint.model import DEFAULT_WEIGHTS, Discriminator, Generator, init_weights, load_gan, save_gan
 from vidgen_inpaint.processor import plan_tiles
 from vidgen_inpaint.propagate import StreamPropagator, View, complete_flow, forward_backward_check
-from vidgen_inpaint.search import SearchSettings, poisson_blend
+from vidgen_inpaint.search import SearchSettings, match_colours, poisson_blend
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -249,6 +249,31 @@ def test_poisson_blend_matches_the_border():
     ramp = torch.linspace(0.2, 0.8, 64).expand(1, 3, 64, 64)
     known[..., 12:52, 12:52] = 0
     assert (poisson_blend(generated, ramp, known) - ramp).abs().max() < 5e-3
+
+
+def test_colour_matching_takes_the_rings_statistics():
+    generated = torch.rand(2, 3, 64, 64) * 0.2 + torch.tensor([0.1, 0.7, 0.2])[:, None, None]  # green, low contrast
+    target = torch.rand(2, 3, 64, 64) * 0.4 + torch.tensor([0.5, 0.2, 0.1])[:, None, None]  # brown, more contrast
+    known = torch.ones(2, 1, 64, 64)
+    known[..., 20:44, 20:44] = 0
+    matched = match_colours(generated, target, known)
+    hole = known[0, 0] == 0
+    assert (matched[:, :, hole].mean(-1) - target[:, :, ~hole].mean(-1)).abs().max() < 0.03
+    assert (matched[:, :, hole].std(-1) / target[:, :, ~hole].std(-1) - 1).abs().max() < 0.15
+
+
+def test_fill_of_a_never_seen_hole_takes_the_contexts_colour(tiny_weights):
+    """A static box on a static shot (nothing is ever revealed): the fill, whatever G draws, has the colour of
+    the surrounding scene, not G's."""
+    rng = np.random.default_rng(0)
+    scene = np.clip(rng.normal((150, 90, 60), 12, (3, 64, 96, 3)), 0, 255).astype(np.uint8)  # brown, noisy
+    corrupted = scene.copy()
+    corrupted[:, 20:40, 30:60] = (30, 200, 40)  # a green box
+    for unseen in ("gan", "mix"):
+        out = vidgen.processor("inpaint", device="cpu", box="30,20,30,20", dilate=0, weights=tiny_weights,
+                               unseen=unseen, iterations=20, pool=4)(corrupted)
+        mean = out[:, 20:40, 30:60].reshape(-1, 3).mean(0)
+        assert np.abs(mean - (150, 90, 60)).max() < 15, (unseen, mean)
 
 
 def test_shipped_weights_beat_telea_on_a_moving_box():
