@@ -16,8 +16,8 @@ from vidgen_inpaint.burn import panning_texture
 from vidgen_inpaint.masks import MaskSource, detect_static_overlay, parse_boxes
 from vidgen_inpaint.model import DEFAULT_WEIGHTS, Discriminator, Generator, init_weights, load_gan, save_gan
 from vidgen_inpaint.processor import plan_tiles
-from vidgen_inpaint.propagate import carry_previous_fill, propagate
-from vidgen_inpaint.search import SearchSettings, poisson_blend
+from vidgen_inpaint.propagate import StreamPropagator, View, complete_flow, forward_backward_check
+from vidgen_inpaint.search import SearchSettings, match_colours, poisson_blend
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -90,6 +90,21 @@ def test_tiles_cover_every_hole_pixel():
     assert sum(tile.size == 64 for tile in tiles) >= 4  # the caption is split, not one huge tile
 
 
+def propagate_clip(corrupted: np.ndarray, masks: np.ndarray, propagator: StreamPropagator | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, StreamPropagator]:
+    """Run the streaming propagator over a whole clip: filled frames `(T, H, W, 3)`, unknown `(T, H, W)`."""
+    propagator = propagator or StreamPropagator()
+    filled, unknown = [], []
+    for t in range(len(corrupted)):
+        ahead = [View(s, corrupted[s], masks[s]) for s in range(t + 1, min(len(corrupted), t + 4))]
+        result = propagator.fill(View(t, corrupted[t], masks[t]), ahead)
+        propagator.commit(result.frame)
+        propagator.release()
+        filled.append(result.frame)
+        unknown.append(result.unknown)
+    return np.stack(filled), np.stack(unknown), propagator
+
+
 def test_propagation_recovers_a_moving_box_on_a_static_scene():
     still = evaluation_photos()["coffee"][::4, ::4][:64, :96].copy()
     frames = np.repeat(still[None], 6, 0)
@@ -98,21 +113,53 @@ def test_propagation_recovers_a_moving_box_on_a_static_scene():
         masks[t, 20:36, 10 + 12 * t:26 + 12 * t] = True
     corrupted = frames.copy()
     corrupted[masks] = 0
-    filled, remaining = propagate(corrupted, masks, [2, 3])
+    filled, remaining, _ = propagate_clip(corrupted, masks)
     assert not remaining.any()
-    assert psnr(filled, frames[[2, 3]], masks[[2, 3]][..., None]) > 35
+    assert psnr(filled, frames, masks[..., None]) > 35
 
 
-def test_carried_fill_follows_the_scene_motion():
-    photo = evaluation_photos()["coffee"][::4, ::4]
-    previous, frame = photo[:64, :96].copy(), photo[:64, 3:99].copy()  # the camera moved 3 px right
-    mask = np.zeros((64, 96), bool)
-    mask[20:36, 30:50] = True
-    frame[mask] = 0  # a fill that has nothing to do with the scene
-    out = carry_previous_fill(frame, mask, mask, previous, weight=0.9)
-    expected = 0.9 * photo[:64, 3:99][mask].astype(float)  # the previous frame 3 px further left
-    assert np.abs(out[mask] - expected).mean() < 4
-    assert np.array_equal(out[~mask], frame[~mask])
+def test_forward_propagation_carries_content_seen_30_frames_earlier():
+    """A pan under a static box: the last frames' hidden content was visible only 20-40 frames earlier (far
+    beyond a group and the lookahead); it travels there through the outputs, sharp (one resampling per ring)."""
+    photo = evaluation_photos()["coffee"][::2, ::2]
+    frames = np.stack([photo[20:84, 2 * t:2 * t + 96] for t in range(48)])  # the camera pans 2 px per frame
+    masks = np.zeros((48, 64, 96), bool)
+    masks[:, 16:48, 20:60] = True
+    corrupted = frames.copy()
+    corrupted[masks] = (30, 140, 220)
+    filled, unknown, propagator = propagate_clip(corrupted, masks)
+    assert unknown[:10].sum() > 0 and not unknown[25:].any()
+    assert psnr(filled[30:], frames[30:], masks[30:, ..., None]) > 30
+    # bounded state after 48 frames: the ring, at most 4 keyframes and the lookahead's greys
+    assert len(propagator.keyframes) == 4 and len(propagator.outputs) <= 10 and propagator.stored_frames() <= 18
+    assert len(propagator.flows) <= 2 * 3
+
+
+def test_consistency_check_rejects_occlusions_and_leaving_the_frame():
+    forward = np.zeros((20, 30, 2), np.float32)
+    backward = np.zeros((20, 30, 2), np.float32)
+    forward[..., 0] = 5  # everything moves 5 px right ...
+    backward[..., 0] = -5
+    backward[:, 15:20, 0] = 3  # ... except that the region it lands on moved elsewhere (an occlusion)
+    where, trusted = forward_backward_check(forward, backward)
+    assert trusted[:, :9].all() and not trusted[:, 10:15].any()  # lands on the inconsistent columns 15-19
+    assert not trusted[:, 25:].any()  # leaves the frame
+    assert np.allclose(where[3, 4], (9, 3))
+
+
+def test_flow_inside_the_hole_follows_the_camera():
+    height, width = 60, 80
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    zoom = np.stack([0.05 * (xs - 40) + 1, 0.05 * (ys - 30)], -1)  # a zoom about (40, 30) plus a 1 px pan
+    flow = zoom.copy()
+    hole = np.zeros((height, width), bool)
+    hole[20:40, 30:50] = True
+    flow[hole] = (-7, 4)  # the overlay's own motion
+    completed = complete_flow(flow, hole)
+    assert np.abs(completed[hole] - zoom[hole]).max() < 0.05
+    noise = np.random.default_rng(0).normal(0, 3, flow.shape).astype(np.float32)  # no model fits: a smooth fill
+    smooth = complete_flow(zoom + noise, hole)
+    assert np.abs(smooth[25:35, 35:45]).max() < 3
 
 
 def test_image_search_anneals_its_rate_over_a_fixed_budget() -> None:
@@ -202,6 +249,31 @@ def test_poisson_blend_matches_the_border():
     ramp = torch.linspace(0.2, 0.8, 64).expand(1, 3, 64, 64)
     known[..., 12:52, 12:52] = 0
     assert (poisson_blend(generated, ramp, known) - ramp).abs().max() < 5e-3
+
+
+def test_colour_matching_takes_the_rings_statistics():
+    generated = torch.rand(2, 3, 64, 64) * 0.2 + torch.tensor([0.1, 0.7, 0.2])[:, None, None]  # green, low contrast
+    target = torch.rand(2, 3, 64, 64) * 0.4 + torch.tensor([0.5, 0.2, 0.1])[:, None, None]  # brown, more contrast
+    known = torch.ones(2, 1, 64, 64)
+    known[..., 20:44, 20:44] = 0
+    matched = match_colours(generated, target, known)
+    hole = known[0, 0] == 0
+    assert (matched[:, :, hole].mean(-1) - target[:, :, ~hole].mean(-1)).abs().max() < 0.03
+    assert (matched[:, :, hole].std(-1) / target[:, :, ~hole].std(-1) - 1).abs().max() < 0.15
+
+
+def test_fill_of_a_never_seen_hole_takes_the_contexts_colour(tiny_weights):
+    """A static box on a static shot (nothing is ever revealed): the fill, whatever G draws, has the colour of
+    the surrounding scene, not G's."""
+    rng = np.random.default_rng(0)
+    scene = np.clip(rng.normal((150, 90, 60), 12, (3, 64, 96, 3)), 0, 255).astype(np.uint8)  # brown, noisy
+    corrupted = scene.copy()
+    corrupted[:, 20:40, 30:60] = (30, 200, 40)  # a green box
+    for unseen in ("gan", "mix"):
+        out = vidgen.processor("inpaint", device="cpu", box="30,20,30,20", dilate=0, weights=tiny_weights,
+                               unseen=unseen, iterations=20, pool=4)(corrupted)
+        mean = out[:, 20:40, 30:60].reshape(-1, 3).mean(0)
+        assert np.abs(mean - (150, 90, 60)).max() < 15, (unseen, mean)
 
 
 def test_shipped_weights_beat_telea_on_a_moving_box():

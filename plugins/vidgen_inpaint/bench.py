@@ -65,6 +65,7 @@ def score(clip: Clip, result: np.ndarray, dilation: int, frames: int) -> dict[st
     region = np.stack([dilate(m, dilation) for m in clip.masks[:frames]])
     return {
         "psnr": psnr(result, truth, region[..., None]),
+        "full": psnr(result, truth),
         "ssim": float(np.mean([ssim(r, t, m) for r, t, m in zip(result, truth, region)])),
         "warp": warping_error(result, truth),
     }
@@ -96,6 +97,45 @@ def footage_clip(path: str, masks_from: str, frames: int, width: int, height: in
     return Clip(f"{Path(path).name} / masks of {Path(masks_from).name}", truth, corrupted, masks)
 
 
+def _entries(directory: str) -> list[Path]:
+    """The clips of a `--clips` folder: video files and folders of frames, sorted by name."""
+    from vidgen.sequences import IMAGE_SUFFIXES
+
+    entries = [path for path in sorted(Path(directory).iterdir()) if path.is_file() or any(
+        child.suffix.lower() in IMAGE_SUFFIXES for child in path.iterdir())]
+    if not entries:
+        raise click.UsageError(f"{directory}: no video files or folders of frames")
+    return entries
+
+
+def folder_clips(directory: str, frames: int, width: int, height: int, dilation: int) -> list[Clip]:
+    """Every clip of `directory` (resized to `width` × `height`, first `frames`) twice: under the moving-object
+    masks of the next clip that has them (a `masks/` folder of per-frame masks beside its frames; dilated by
+    `dilation` px), and under a static box of a fifth of the frame's width and height (a logo)."""
+    import cv2
+
+    entries = _entries(directory)
+    with_masks = [path for path in entries if (path / "masks").is_dir()]
+    box = np.zeros((frames, height, width), bool)
+    box[:, int(height * 0.35):int(height * 0.35) + height // 5, int(width * 0.55):int(width * 0.55) + width // 5] = True
+    clips = []
+    for path in entries:
+        truth = np.stack([cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+                          for frame in read_frames(path, frames)])
+        others = [other for other in with_masks if other != path]
+        cases = []
+        if others:
+            source = next((other for other in others if other > path), others[0])
+            cases.append((f"{path.name} / masks of {source.name}",
+                          masks_from_clip(read_masks(source / "masks"), len(truth), height, width, dilation)))
+        cases.append((f"{path.name} / static box", box[:len(truth)]))
+        for name, masks in cases:
+            corrupted = truth.copy()
+            corrupted[masks] = (30, 140, 220)
+            clips.append(Clip(name, truth, corrupted, masks))
+    return clips
+
+
 def run_method(clip: Clip, options: dict, device: str, precision: str) -> tuple[np.ndarray, float, dict]:
     """Inpaint `clip` with the inpaint processor and `options`: (frames, seconds, processor stats)."""
     import vidgen
@@ -113,6 +153,10 @@ def flops_per_frame(clip: Clip, options: dict, device: str, precision: str) -> f
     return count_flops(lambda: ready(clip.corrupted)) / len(clip.truth)
 
 
+METHODS = {"telea": "OpenCV Telea", "yeh": "per-frame Yeh", "video": "schedule=video, no propagation",
+           "default": "default (propagate + video)"}
+
+
 @click.command("inpaint")
 @click.option("--frames", type=click.IntRange(1), default=16, show_default=True, help="Frames per clip.")
 @click.option("--size", type=FrameSize(), default="128x96", show_default=True, help="Clip size WIDTHxHEIGHT.")
@@ -122,6 +166,16 @@ def flops_per_frame(clip: Clip, options: dict, device: str, precision: str) -> f
 @click.option("--masks-from", type=click.Path(exists=True, file_okay=False),
               help="A folder of per-frame moving-object masks of another clip, pasted onto --clip (the protocol of "
                    "video-inpainting papers: the truth under the masks is known).")
+@click.option("--clips", "clips_folder", type=click.Path(exists=True, file_okay=False),
+              help="A folder of real clips (video files or folders of frames, each optionally with a masks/ "
+                   "folder): each is benched under the moving-object masks of the next clip that has masks and "
+                   "under a static box; resized to --size.")
+@click.option("--methods", type=click.Choice(list(METHODS)), multiple=True,
+              help="Methods to run (repeatable; default: all).")
+@click.option("--flops/--no-flops", "count", default=True, show_default=True,
+              help="Count GFLOP/frame in a separate run of each method on the first clip.")
+@click.option("--extras/--no-extras", default=True, show_default=True,
+              help="Also run blend=none and fit= on the first clip.")
 @click.option("--mask-dilation", type=click.IntRange(0), default=4, show_default=True,
               help="Pixels the pasted --masks-from masks are dilated by.")
 @click.option("--yeh-iterations", type=click.IntRange(1), default=1000, show_default=True,
@@ -138,7 +192,8 @@ def flops_per_frame(clip: Clip, options: dict, device: str, precision: str) -> f
                    "shows the mean (a single fill's masked PSNR varies by about a dB from seed to seed).")
 @bench_options(default_device="cpu")
 def bench_command(options: BenchOptions, frames: int, size: tuple[int, int], footage: str | None,
-                  masks_from: str | None, mask_dilation: int, yeh_iterations: int, yeh_frames: int, fit_steps: int,
+                  masks_from: str | None, clips_folder: str | None, methods: tuple[str, ...], count: bool, extras: bool,
+                  mask_dilation: int, yeh_iterations: int, yeh_frames: int, fit_steps: int,
                   dilation: int, weights: str | None, seeds: list[int]) -> None:
     """Per-frame Yeh vs schedule=video vs full default vs OpenCV Telea, on the same clips and masks.
 
@@ -149,23 +204,34 @@ def bench_command(options: BenchOptions, frames: int, size: tuple[int, int], foo
     width, height = size
     device, precision = str(options.device), options.precision
     seed = seeds[0]
+    if footage and clips_folder:
+        raise click.UsageError("--clip and --clips exclude each other")
+    chosen = set(methods or METHODS)
     common = {"dilate": dilation, "weights": weights}
-    methods = {
-        f"per-frame Yeh ({yeh_iterations} it)": dict(common, schedule="per-frame", propagate=False,
-                                                     iterations=yeh_iterations),
-        "schedule=video, no propagation": dict(common, schedule="video", propagate=False),
-        "default (propagate + video)": dict(common, schedule="video"),
+    all_methods = {
+        "yeh": (f"per-frame Yeh ({yeh_iterations} it)", dict(common, schedule="per-frame", propagate=False,
+                                                            iterations=yeh_iterations)),
+        "video": (METHODS["video"], dict(common, schedule="video", propagate=False)),
+        "default": (METHODS["default"], dict(common, schedule="video")),
     }
-    scored = min(yeh_frames, frames)
-    clips = ([footage_clip(footage, masks_from, frames, width, height, mask_dilation)] if footage
-             else make_clips(frames, width, height, seed))
+    methods = dict(value for key, value in all_methods.items() if key in chosen)
+    scored = min(yeh_frames, frames) if "yeh" in chosen else frames
+    if footage:
+        clips = [footage_clip(footage, masks_from, frames, width, height, mask_dilation)]
+    elif clips_folder:
+        clips = folder_clips(clips_folder, frames, width, height, mask_dilation)
+    else:
+        clips = make_clips(frames, width, height, seed)
     rows = []
     speeds: dict[str, list[float]] = {}
     flops: dict[tuple[str, str], float] = {}  # (clip, method): counted on the first clip only
     for number, clip in enumerate(clips):
-        result, seconds = timed(lambda: telea(clip, dilation))
-        rows.append((clip.name, "OpenCV Telea", score(clip, result, dilation, scored), seconds / len(clip.truth), None))
-        sheet = {"input": clip.corrupted[:scored], "OpenCV Telea": result[:scored]}
+        sheet = {"input": clip.corrupted[:scored]}
+        if "telea" in chosen:
+            result, seconds = timed(lambda: telea(clip, dilation))
+            rows.append((clip.name, METHODS["telea"], score(clip, result, dilation, scored), seconds / len(clip.truth),
+                         None))
+            sheet[METHODS["telea"]] = result[:scored]
         for label, settings in methods.items():
             run_on = first_frames(clip, scored) if settings["schedule"] == "per-frame" else clip
             runs = []
@@ -175,7 +241,7 @@ def bench_command(options: BenchOptions, frames: int, size: tuple[int, int], foo
                 click.echo(f"  {clip.name}: {label}, seed {run_seed} done in {seconds:.1f} s", err=True)
                 if run_seed == seed:
                     sheet[label] = result[:scored]
-            if number == 0:
+            if number == 0 and count:
                 flops[(clip.name, label)] = flops_per_frame(run_on, dict(settings, seed=seed), device, precision)
             per_frame = float(np.mean([r[1] for r in runs]))
             mean_scores = {key: float(np.mean([r[0][key] for r in runs])) for key in runs[0][0]}
@@ -183,15 +249,15 @@ def bench_command(options: BenchOptions, frames: int, size: tuple[int, int], foo
             steps = {"search_steps": round(float(np.mean([r[2]["search_steps"] for r in runs])))}
             rows.append((clip.name, label, mean_scores, per_frame, steps))
             speeds.setdefault(label, []).append(per_frame)
-        if number == 0:  # what the blend and the video fine-tuning buy, on one clip
-            extras = {"default, blend=none": dict(common, seed=seed, blend="none")}
+        if number == 0 and extras:  # what the blend and the video fine-tuning buy, on one clip
+            extra_rows = {"default, blend=none": dict(common, seed=seed, blend="none")}
             if fit_steps:
-                extras[f"default + fit={fit_steps}"] = dict(common, seed=seed, fit=fit_steps)
-            for label, settings in extras.items():
+                extra_rows[f"default + fit={fit_steps}"] = dict(common, seed=seed, fit=fit_steps)
+            for label, settings in extra_rows.items():
                 result, seconds, stats = run_method(clip, settings, device, precision)
                 rows.append((clip.name, label, score(clip, result, dilation, scored), seconds / frames, stats))
-            if options.sheet:
-                contact_sheet(options.sheet, {**sheet, "truth": clip.truth[:scored]}, sheet_frames(scored))
+        if number == 0 and options.sheet:
+            contact_sheet(options.sheet, {**sheet, "truth": clip.truth[:scored]}, sheet_frames(scored))
     click.echo(f"clips: {frames} frames at {width}x{height} (per-frame Yeh runs on the first {scored}; all methods "
                f"are scored on those); inpainting masks dilated by {dilation} px; torch threads "
                f"{torch.get_num_threads()}, device {device}, {options.dtype}; GAN rows: mean over seeds "
@@ -201,12 +267,14 @@ def bench_command(options: BenchOptions, frames: int, size: tuple[int, int], foo
     for name, label, scores, per_frame, stats in rows:
         counted = flops.get((name, label))
         speed = options.speed_cells(counted, 1 / per_frame) if counted else ["-"] * len(SPEED_HEADER)
-        table.append([name, label, f"{scores['psnr']:.2f}",
+        table.append([name, label, f"{scores['psnr']:.2f}", f"{scores['full']:.2f}",
                       " / ".join(f"{value:.2f}" for value in scores.get("per_seed", [])), f"{scores['ssim']:.3f}",
                       f"{scores['warp']:.2f}", f"{per_frame:.3f}", "" if stats is None else str(stats["search_steps"]),
                       *speed])
-    print_table(["clip", "method", "masked PSNR (dB)", "per seed", "masked SSIM", "warping error (x1e-3)", "s/frame",
+    print_table(["clip", "method", "masked PSNR (dB)", "full-frame PSNR (dB)", "per seed", "masked SSIM", "warping error (x1e-3)", "s/frame",
                  "search steps", *SPEED_HEADER], table)
+    if "yeh" not in chosen or "video" not in chosen:
+        return
     baseline = next(label for label in methods if label.startswith("per-frame"))
     ratio = np.mean(speeds[baseline]) / np.mean(speeds["schedule=video, no propagation"])
     click.echo(f"\nspeed-up of schedule=video over per-frame Yeh (mean s/frame over clips): {ratio:.0f}x")

@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from vidgen import FrameGroup, Option, Processor, ProcessorContext, VidgenError, frames_to_uint8, uint8_to_frames
 from vidgen_inpaint.masks import MaskSource, detect_static_overlay, dilate, parse_boxes, sample_video_frames
 from vidgen_inpaint.model import TILE, load_gan
-from vidgen_inpaint.propagate import carry_previous_fill, propagate
-from vidgen_inpaint.search import (SearchSettings, consistency_pairs, nearest_latents, poisson_blend,
-                                   random_latents, search_latents)
+from vidgen_inpaint.propagate import Propagated, StreamPropagator, View
+from vidgen_inpaint.search import (SearchSettings, consistency_pairs, match_colours, nearest_latents,
+                                   poisson_blend, random_latents, search_latents)
 
 HOLE_SHARE = 40 / TILE  # a hole spans at most this share of its tile; the rest is context
 
@@ -128,7 +128,9 @@ class Inpaint(Processor):
         Option("dilate", int, 2, "grow the mask by this many pixels"),
         Option("schedule", str, "video", "video: reuse z across frames + group consistency + early stop; "
                "per-frame: Yeh baseline (fresh random z, fixed iterations)", choices=("video", "per-frame")),
-        Option("propagate", bool, True, "copy pixels visible in other frames of the group (optical flow) first"),
+        Option("propagate", bool, True, "copy hidden pixels from the previous output, the next frames or keyframes "
+               "that show them (optical flow) first"),
+        Option("lookahead", int, 3, "with propagation: input frames after each frame searched for its hidden pixels"),
         Option("smooth", float, 0.9, "with propagation and schedule=video: weight of the previous output frame, "
                "moved along the scene's motion, in GAN-filled pixels (0 = off)"),
         Option("iterations", int, 1000, "per-frame: iterations per frame; video: most iterations per search"),
@@ -136,7 +138,10 @@ class Inpaint(Processor):
         Option("consistency", float, 0.05, "weight of the group-consistency loss |z_i - z_j|"),
         Option("perceptual", float, 0.01, "weight of the perceptual (discriminator) loss"),
         Option("pool", int, 64, "latents sampled for the nearest-neighbour initialisation"),
-        Option("blend", str, "poisson", "how G's fill meets the context", choices=("poisson", "none")),
+        Option("blend", str, "poisson", "how G's fill meets the context: poisson (gradient-domain), match (the "
+               "context ring's mean/std per channel, then poisson) or none", choices=("poisson", "match", "none")),
+        Option("unseen", str, "mix", "what fills pixels no frame shows: gan, telea (OpenCV's fast marching) or mix "
+               "(the mean of both)", choices=("gan", "telea", "mix")),
         Option("fit", int, 0, "fine-tune the GAN for this many steps on the video's visible content first"),
         Option("weights", str, None, "G/D weights file (safetensors from `vidgen train inpaint`)"),
         Option("group", int, 8, "frames per group (searched together)"),
@@ -148,11 +153,13 @@ class Inpaint(Processor):
         s = self.settings
         if s.group < 1 or s.window < 1 or s.iterations < 1 or s.pool < 1 or s.dilate < 0 or s.fit < 0:
             raise VidgenError("inpaint: group, window, iterations and pool must be >= 1; dilate and fit >= 0")
+        if s.lookahead < 0:
+            raise VidgenError(f"inpaint: lookahead must be >= 0, got {s.lookahead}")
         if not 0 <= s.smooth < 1:
             raise VidgenError(f"inpaint: smooth must be in [0, 1), got {s.smooth}")
         self.boxes = s.box or []
         self.group_size = s.group
-        self.context = (3, 3) if s.propagate else (0, 0)
+        self.context = (0, s.lookahead) if s.propagate else (0, 0)
         self.warmup_frames = s.group  # the converged z of earlier frames seeds the next search
 
     def setup(self, context: ProcessorContext) -> None:
@@ -184,7 +191,7 @@ class Inpaint(Processor):
         self.next_track = 0
         self.fit_pending = s.fit > 0
         self.stats = InpaintStats()
-        self.previous_output: tuple[int, np.ndarray] | None = None  # (frame index, (H, W, 3) uint8)
+        self.propagator = StreamPropagator(lookahead=s.lookahead)
 
     def _prepare_networks(self) -> None:
         for net in (self.netG, self.netD):
@@ -215,7 +222,9 @@ class Inpaint(Processor):
         if not masks[core].any():
             return group.with_frames(frames[group.core])
         if self.settings.propagate:
-            filled, unknown = propagate(as_uint8, masks, core)
+            propagated = self._propagate(as_uint8, masks, group.indices, core)
+            filled = np.stack([result.frame for result in propagated])
+            unknown = np.stack([result.unknown for result in propagated])
             out = uint8_to_frames(filled, self.device)
             out = torch.where(torch.from_numpy(masks[core]).to(self.device)[:, None], out, frames[group.core])
         else:
@@ -223,24 +232,57 @@ class Inpaint(Processor):
         self.stats.hole_pixels += int(masks[core].sum())
         self.stats.propagated_pixels += int(masks[core].sum() - unknown.sum())
         if unknown.any():
-            if self.fit_pending:
-                self._fit_to_video(out, unknown)
-            out = self._fill(out, unknown)
-        if self.settings.propagate and self.settings.schedule == "video" and self.settings.smooth > 0:
-            out = self._smooth_over_time(out, unknown, masks[core], group.indices[group.core])
+            if self.settings.unseen != "telea":
+                if self.fit_pending:
+                    self._fit_to_video(out, unknown)
+                gan = self._fill(out, unknown)
+            out = gan if self.settings.unseen == "gan" else self._telea(out, unknown, gan if self.settings.unseen == "mix" else None)
+        if self.settings.propagate:
+            out = self._carry_fill(out, unknown, propagated)
+            self.propagator.release()
         return group.with_frames(out)
 
-    def _smooth_over_time(self, frames: torch.Tensor, filled: np.ndarray, masks: np.ndarray,
-                          indices: list[int]) -> torch.Tensor:
-        """Blend the GAN-filled pixels `filled` `(N, H, W)` of the core `frames` `(N, 3, H, W)` with the
-        previous output frame carried along the motion, frame after frame (so across groups too). Only the
-        `filled` pixels pass through 8 bits (optical flow needs them); the rest keep the input's depth."""
+    def _telea(self, frames: torch.Tensor, unknown: np.ndarray, gan: torch.Tensor | None) -> torch.Tensor:
+        """Fill `unknown` `(N, H, W)` pixels of `frames` `(N, 3, H, W)` with OpenCV's Telea inpainting (from the
+        known and propagated pixels around them), or with the mean of that and the GAN fill `gan`."""
+        import cv2
+
         as_uint8 = frames_to_uint8(frames)
-        for f, index in enumerate(indices):
-            previous = self.previous_output
-            if previous is not None and previous[0] == index - 1 and filled[f].any():
-                as_uint8[f] = carry_previous_fill(as_uint8[f], filled[f], masks[f], previous[1], self.settings.smooth)
-            self.previous_output = (index, as_uint8[f])
+        filled = np.stack([cv2.inpaint(frame, hole.astype(np.uint8), 3, cv2.INPAINT_TELEA)
+                           for frame, hole in zip(as_uint8, unknown)])
+        telea = uint8_to_frames(filled, self.device)
+        fill = telea if gan is None else 0.5 * (telea + gan)
+        return torch.where(torch.from_numpy(unknown).to(self.device)[:, None], fill, frames)
+
+    def _propagate(self, frames: np.ndarray, masks: np.ndarray, indices: list[int], core: list[int]
+                   ) -> list[Propagated]:
+        """Fill the core frames' holes from the previous output, the lookahead and keyframes, in order.
+
+        `frames` `(T, H, W, 3)` uint8 and `masks` `(T, H, W)` bool of the group (core + lookahead context)."""
+        results = []
+        for f in core:
+            ahead = [View(indices[g], frames[g], masks[g]) for g in range(f + 1, len(indices))]
+            result = self.propagator.fill(View(indices[f], frames[f], masks[f]), ahead)
+            self.propagator.commit(result.frame)
+            results.append(result)
+        return results
+
+    def _carry_fill(self, frames: torch.Tensor, filled: np.ndarray, propagated: list[Propagated]) -> torch.Tensor:
+        """Blend the GAN-filled pixels `filled` `(N, H, W)` of the core `frames` `(N, 3, H, W)` with the
+        previous output carried along the motion (`smooth`, with `schedule=video`), frame after frame (so
+        across groups too), and hand the final pixels to the propagator. Only the `filled` pixels pass
+        through 8 bits (optical flow needs them); the rest keep the input's depth."""
+        if not filled.any():
+            return frames
+        as_uint8 = frames_to_uint8(frames)
+        weight = self.settings.smooth if self.settings.schedule == "video" else 0.0
+        for f, result in enumerate(propagated):
+            if weight > 0 and filled[f].any():
+                carried, reached = self.propagator.carried(result)
+                use = filled[f] & reached
+                blended = weight * carried[use] + (1 - weight) * as_uint8[f][use].astype(np.float32)
+                as_uint8[f][use] = np.round(blended).astype(np.uint8)
+            self.propagator.update(result.index, as_uint8[f])
         smoothed = torch.from_numpy(filled).to(self.device)[:, None]
         return torch.where(smoothed, uint8_to_frames(as_uint8, self.device), frames)
 
@@ -261,7 +303,9 @@ class Inpaint(Processor):
                     images[chosen] = self._search_per_frame(targets[chosen], known[chosen])
         else:
             images = self._search_video(tiles, targets, known)
-        if self.settings.blend == "poisson":
+        if self.settings.blend == "match":
+            images = match_colours(images, targets, known)
+        if self.settings.blend in ("poisson", "match"):
             images = poisson_blend(images, targets, known)
         self.stats.tiles += len(tiles)
         return self._paste(padded, hole, tiles, images, pad)

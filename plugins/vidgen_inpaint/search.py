@@ -189,3 +189,22 @@ def poisson_blend(generated: torch.Tensor, target: torch.Tensor, known: torch.Te
             smoothed = F.conv2d(F.pad(correction, (1, 1, 1, 1), mode="replicate"), kernel, groups=3)
             correction = correction + omega * phase * (smoothed - correction)
     return (generated + correction).clamp(0, 1)
+
+
+def match_colours(generated: torch.Tensor, target: torch.Tensor, known: torch.Tensor, ring: int = 8) -> torch.Tensor:
+    """Give `generated` the context's colours: per tile and channel, shift and scale it so that its mean and
+    standard deviation on a ring of known pixels around the hole (`ring` px wide) equal the target's there.
+    `(N, 3, h, w)`; the gain is kept within [0.5, 2] so a flat ring cannot blow up G's texture."""
+    hole = 1 - known
+    around = known * F.max_pool2d(hole, 2 * ring + 1, 1, ring)
+    count = around.sum((2, 3), keepdim=True).clamp_min(1)
+
+    def stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = (images * around).sum((2, 3), keepdim=True) / count
+        spread = (((images - mean) ** 2 * around).sum((2, 3), keepdim=True) / count).sqrt()
+        return mean, spread
+
+    mean_g, spread_g = stats(generated)
+    mean_t, spread_t = stats(target)
+    gain = (spread_t / spread_g.clamp_min(1e-3)).clamp(0.5, 2.0)
+    return ((generated - mean_g) * gain + mean_t).clamp(0, 1)
