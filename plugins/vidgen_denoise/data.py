@@ -17,10 +17,13 @@ VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts"
 
 
 def find_clips(folder: str | Path) -> list[Path]:
-    """Video files and folders of frame images under `folder` (recursively; `masks` folders skipped), sorted."""
+    """Video files and folders of frame images under `folder` (recursively; `masks` folders skipped), sorted;
+    `folder` itself when it is a video file."""
     folder = Path(folder)
+    if folder.is_file() and folder.suffix.lower() in VIDEO_SUFFIXES:
+        return [folder]
     if not folder.is_dir():
-        raise VidgenError(f"{folder}: video folder not found")
+        raise VidgenError(f"{folder}: not a video file or folder")
     found = []
     for path in sorted([folder, *folder.rglob("*")]):
         if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
