@@ -230,6 +230,9 @@ def train_command(options: TrainOptions, images: str | None, videos: tuple[str, 
         raise click.BadParameter("must be odd", param_hint="--frames")
     if not images and not videos:
         raise click.UsageError("give --images, --videos or both")
+    if videos and pool < max(batch, 16):
+        raise click.BadParameter(f"must be at least {max(batch, 16)} (--batch and one sample's 16 crops)",
+                                 param_hint="--pool")
     if clip_frames < 2 * frames:
         raise click.BadParameter(f"must be at least {2 * frames}", param_hint="--clip-frames")
     device = options.device
