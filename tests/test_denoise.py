@@ -43,7 +43,7 @@ def test_model_restores_shape_and_handles_odd_sizes() -> None:
 
 def test_load_model_reads_shape_from_tensors(tiny_weights: Path) -> None:
     model = load_model(tiny_weights)
-    assert model.config() == {"frames": 5, "width": 8, "body_layers": 1}
+    assert model.config() == {"frames": 5, "width": 8, "body_layers": 1, "quarter_blocks": 0, "half_blocks": 0}
 
 
 @pytest.mark.parametrize("length, tile", [(360, 1024), (360, 180), (1080, 512), (101, 30)])
@@ -193,7 +193,7 @@ def test_trainer_writes_loadable_weights_and_resumes(cli, tmp_path: Path) -> Non
     code, stdout, err = cli(*args, "--minutes", "0.02", "--resume")
     assert code == 0, err
     assert "resumed at step" in stdout
-    assert load_model(out).config() == {"frames": 5, "width": 8, "body_layers": 1}
+    assert load_model(out).config() == {"frames": 5, "width": 8, "body_layers": 1, "quarter_blocks": 0, "half_blocks": 0}
 
 
 @pytest.mark.skipif(not SHIPPED_WEIGHTS.is_file(), reason="shipped weights not built")

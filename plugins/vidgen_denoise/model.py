@@ -12,26 +12,47 @@ def conv(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(c_in, c_out, 3, stride, 1)
 
 
+class ResidualBlock(nn.Module):
+    """`x + conv(relu(conv(x)))`. The second convolution starts at zero, so a new block is the identity and a
+    trained network grown by blocks computes what it computed before (training continues from there)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.first = conv(channels, channels)
+        self.second = conv(channels, channels)
+        nn.init.zeros_(self.second.weight)
+        nn.init.zeros_(self.second.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.second(F.relu(self.first(x)))
+
+
 class TemporalREDNet(nn.Module):
     """Denoise the centre of `frames` stacked RGB frames, given an optional per-pixel noise-level map.
 
     Input `(B, 3 * frames + 1, H, W)`: the frames in time order, then the noise level σ/255 (0 = unknown).
     Output `(B, 3, H, W)`: the restored centre frame (centre input minus the predicted residual).
     Encoder: a full-resolution convolution, then strided convolutions to 1/2 and 1/4 resolution (`width`,
-    2×, 4× channels); a 1/4-resolution body with a residual skip; decoder: transposed convolutions back up,
-    each adding the encoder features of the same resolution (RED-Net's symmetric skips).
+    2×, 4× channels); a 1/4-resolution body (`body_layers` convolutions, then `quarter_blocks` residual
+    blocks) with a residual skip; decoder: transposed convolutions back up, each adding the encoder features
+    of the same resolution (RED-Net's symmetric skips), with `half_blocks` residual blocks at 1/2 resolution.
+    Most of the computation of a grown network is at 1/4 and 1/2 resolution.
     """
 
-    def __init__(self, frames: int = 5, width: int = 24, body_layers: int = 3) -> None:
+    def __init__(self, frames: int = 5, width: int = 24, body_layers: int = 3, quarter_blocks: int = 0,
+                 half_blocks: int = 0) -> None:
         super().__init__()
         self.frames, self.width, self.body_layers = frames, width, body_layers
+        self.quarter_blocks, self.half_blocks = quarter_blocks, half_blocks
         self.head = conv(3 * frames + 1, width)
         self.down1 = conv(width, 2 * width, stride=2)
         self.enc1 = conv(2 * width, 2 * width)
         self.down2 = conv(2 * width, 4 * width, stride=2)
         self.body = nn.ModuleList(conv(4 * width, 4 * width) for _ in range(body_layers))
+        self.quarter_refine = nn.Sequential(*(ResidualBlock(4 * width) for _ in range(quarter_blocks)))
         self.up2 = nn.ConvTranspose2d(4 * width, 2 * width, 4, 2, 1)
         self.dec1 = conv(2 * width, 2 * width)
+        self.half_refine = nn.Sequential(*(ResidualBlock(2 * width) for _ in range(half_blocks)))
         self.up1 = nn.ConvTranspose2d(2 * width, width, 4, 2, 1)
         self.tail = conv(width, 3)
 
@@ -48,9 +69,11 @@ class TemporalREDNet(nn.Module):
         deep = quarter
         for layer in self.body:
             deep = F.relu(layer(deep))
-        half_up = F.relu(self.dec1(F.relu(self.up2(deep + quarter) + half)))
+        deep = self.quarter_refine(deep)
+        half_up = self.half_refine(F.relu(self.dec1(F.relu(self.up2(deep + quarter) + half))))
         full_up = F.relu(self.up1(half_up) + full)
         return (centre - self.tail(full_up))[..., :height, :width]
 
     def config(self) -> dict[str, int]:
-        return {"frames": self.frames, "width": self.width, "body_layers": self.body_layers}
+        return {"frames": self.frames, "width": self.width, "body_layers": self.body_layers,
+                "quarter_blocks": self.quarter_blocks, "half_blocks": self.half_blocks}

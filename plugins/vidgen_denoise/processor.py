@@ -20,15 +20,17 @@ ALIGN = 4  # the network works at 1/2 and 1/4 resolution: tiles start on multipl
 
 
 def load_model(path: str | Path) -> TemporalREDNet:
-    """A `TemporalREDNet` with its shape (frames, width, body layers) read from the weight tensors."""
+    """A `TemporalREDNet` with its shape (frames, width, layers, blocks) read from the weight tensors."""
     return rednet_from_tensors(load_weights(path)[0], path)
 
 
 def rednet_from_tensors(tensors: dict[str, torch.Tensor], path: str | Path) -> TemporalREDNet:
     try:
         width, in_channels = tensors["head.weight"].shape[:2]
-        body_layers = len({key.split(".")[1] for key in tensors if key.startswith("body.")})
-        model = TemporalREDNet((in_channels - 1) // 3, width, body_layers)
+        def count(prefix: str) -> int:
+            return len({key.split(".")[1] for key in tensors if key.startswith(prefix)})
+
+        model = TemporalREDNet((in_channels - 1) // 3, width, count("body."), count("quarter_refine."), count("half_refine."))
         model.load_state_dict(tensors)
     except (KeyError, RuntimeError) as exc:
         raise VidgenError(f"{path}: not a denoise RED-Net weights file ({type(exc).__name__})") from None
@@ -84,6 +86,23 @@ def reject_misaligned(centre: torch.Tensor, warped: torch.Tensor, threshold: flo
     bad = (smooth.abs() > threshold * spread).float()
     bad = F.max_pool2d(bad, 5, 1, 2)[0] > 0
     return torch.where(bad, centre, warped)
+
+
+def aligned_stack(frames: torch.Tensor, centre: int, chosen: list[int], reject: float) -> torch.Tensor:
+    """`(K, 3, H, W)`: `frames[chosen]` (noisy `(T, 3, H, W)`) each warped onto `frames[centre]` with DIS flow,
+    with the pixels where the warp disagrees with the centre frame replaced by it (`reject` robust standard
+    deviations; 0 = keep all). Frames smaller than `MIN_FLOW_SIZE` are not warped. Training builds its
+    samples with this function too, so the network learns from the processor's own alignment failures."""
+    if min(frames.shape[-2:]) < MIN_FLOW_SIZE:
+        return frames[chosen]
+    stack = []
+    for index in chosen:
+        if index == centre:
+            stack.append(frames[centre])
+            continue
+        warped = warp_by_flow(frames[index], flow_to_neighbour(frames[centre], frames[index]))
+        stack.append(reject_misaligned(frames[centre], warped, reject) if reject else warped)
+    return torch.stack(stack)
 
 
 def tile_spans(length: int, tile: int) -> list[tuple[int, int]]:
@@ -148,19 +167,13 @@ class Denoise(Processor):
                 chosen = [centre] * self.model.frames
             else:
                 chosen = [min(max(centre + offset, 0), last) for offset in range(-half, half + 1)]
-            if self.settings.align and self.settings.frames > 1 and min(frames.shape[-2:]) >= MIN_FLOW_SIZE:
-                stacks.append(torch.cat([frames[centre] if index == centre else self.aligned(frames[centre], frames[index])
-                                         for index in chosen]))
+            if self.settings.align and self.settings.frames > 1:
+                stacks.append(aligned_stack(frames, centre, chosen, self.settings.reject).flatten(0, 1))
             else:
                 stacks.append(frames[chosen].flatten(0, 1))
         stacked = torch.stack(stacks)
         level = torch.full_like(stacked[:, :1], self.settings.sigma / 255)
         return torch.cat([stacked, level], 1)
-
-    def aligned(self, centre: torch.Tensor, neighbour: torch.Tensor) -> torch.Tensor:
-        """`neighbour` `(3, H, W)` warped onto `centre`, where the warp can be trusted."""
-        warped = warp_by_flow(neighbour, flow_to_neighbour(centre, neighbour))
-        return reject_misaligned(centre, warped, self.settings.reject) if self.settings.reject else warped
 
     def denoise(self, inputs: torch.Tensor, network: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """`network` on `(N, C, H, W)` inputs → `(N, 3, H, W)`, tile by tile; each tile is computed with

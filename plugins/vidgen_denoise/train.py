@@ -1,17 +1,22 @@
-"""`vidgen train denoise`: train the temporal RED-Net on synthetic noisy clips cut from still photographs."""
+"""`vidgen train denoise`: train the temporal RED-Net on real video (neighbours aligned as the processor aligns
+them) and on synthetic noisy clips cut from still photographs."""
 
 from __future__ import annotations
 
+from pathlib import Path
 
 import click
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vidgen import VidgenError
 from vidgen.training import (TrainingRun, TrainOptions, cosine_rate, load_images, random_crops, set_learning_rate,
                              split_holdout, train_options)
 from vidgen.weights import load_weights
+from vidgen_denoise.data import VideoCropPool, find_clips, load_clip, to_tensor
 from vidgen_denoise.model import TemporalREDNet
+from vidgen_denoise.processor import aligned_stack
 
 MAX_SIGMA = 55.0
 
@@ -117,49 +122,150 @@ def validation_set(images: list[np.ndarray], frames: int, seed: int,
     return {"temporal": (network_input(noisy, blind), target), "per-frame": (network_input(single, blind), target)}
 
 
-def mean_psnr(model: TemporalREDNet, inputs: torch.Tensor, target: torch.Tensor, device: torch.device) -> float:
-    """Mean PSNR (dB) of the model's outputs on `inputs` `(N, 3K+1, H, W)` against `target` `(N, 3, H, W)`."""
-    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16):
-        out = torch.cat([model(chunk.to(device)).float().cpu() for chunk in inputs.split(8)]).clamp(0, 1)
-    mse = (out - target).pow(2).flatten(1).mean(1)
-    return float((10 * torch.log10(1 / mse)).mean())
+def mean_psnr(model: TemporalREDNet, inputs: torch.Tensor | list[torch.Tensor], target: torch.Tensor | list[torch.Tensor],
+              device: torch.device, dtype: torch.dtype = torch.float32) -> float:
+    """Mean PSNR (dB) of the model's outputs on `inputs` `(N, 3K+1, H, W)` against `target` `(N, 3, H, W)`
+    (or on lists of `(1, 3K+1, H, W)` / `(3, H, W)` samples of different sizes)."""
+    chunks = inputs.split(8) if isinstance(inputs, torch.Tensor) else inputs
+    with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+        outputs = [model(chunk.to(device)).float().cpu().clamp(0, 1) for chunk in chunks]
+    if isinstance(inputs, torch.Tensor):
+        outputs, target = [torch.cat(outputs)], [target]
+    errors = torch.cat([(out - truth).pow(2).flatten(1).mean(1) for out, truth in zip(outputs, target)])
+    return float((10 * torch.log10(1 / errors)).mean())
+
+
+def held_out_clip_names(paths: list[Path], hold_out: tuple[str, ...]) -> set[str]:
+    """The clips kept for validation: those named by `--hold-out` (file or folder name, without suffix), or
+    every 5th clip when none is named (at least one when there are two or more)."""
+    names = [path.stem for path in paths]
+    if hold_out:
+        unknown = sorted(set(hold_out) - set(names))
+        if unknown:
+            raise VidgenError(f"--hold-out {', '.join(unknown)}: no such clip (clips: {', '.join(names)})")
+        return set(hold_out)
+    held = set(split_holdout(names, every=5)[1])
+    return held or ({names[-1]} if len(names) > 1 else set())
+
+
+def video_validation_set(clips: dict[str, np.ndarray], frames: int, reject: float,
+                         seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Fixed held-out real-clip samples at σ = 25 (blind), neighbours aligned as the processor does:
+    'video temporal' and 'video per-frame', three centre frames per clip (whole frames)."""
+    rng = np.random.default_rng(seed + 2)
+    temporal, single, targets = [], [], []
+    for clip in clips.values():
+        for centre in np.linspace(frames // 2, len(clip) - 1 - frames // 2, 3).round().astype(int):
+            window = clip[centre - frames // 2:centre + frames // 2 + 1]
+            noisy = to_tensor(np.clip(window + rng.normal(0, 25, window.shape), 0, 255).round().astype(np.uint8))
+            stack = aligned_stack(noisy, frames // 2, list(range(frames)), reject)
+            temporal.append(stack)
+            single.append(noisy[frames // 2:frames // 2 + 1].expand_as(stack))
+            targets.append(to_tensor(window[frames // 2:frames // 2 + 1])[0])
+    blind = torch.zeros(1)
+    return {name: ([network_input(stack[None], blind) for stack in stacks], [target[None] for target in targets])
+            for name, stacks in (("video temporal", temporal), ("video per-frame", single))}
+
+
+def grown(model: TemporalREDNet, path: str) -> None:
+    """Load `path` into `model`; residual blocks the file lacks keep their identity start (a grown network)."""
+    tensors = load_weights(path)[0]
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    if unexpected or any(not key.startswith(("quarter_refine.", "half_refine.")) for key in missing):
+        raise VidgenError(f"--init {path}: not weights of this network (missing {len(missing)}, "
+                          f"unexpected {len(unexpected)} tensors)")
 
 
 @click.command("denoise")
-@click.option("--images", type=click.Path(exists=True, file_okay=False), required=True,
+@click.option("--images", type=click.Path(exists=True, file_okay=False), default=None,
               help="Folder of clean photographs (searched recursively); every 10th is held out for validation.")
+@click.option("--videos", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder of clean-ish real video (video files and folders of frames, searched recursively); "
+                   "repeatable. Neighbours are aligned with the processor's own optical flow and rejection.")
+@click.option("--hold-out", multiple=True, help="Clip kept for validation (file or folder name without suffix); "
+                                                 "repeatable; default: every 5th clip.")
 @train_options(default_out="denoise.safetensors", default_minutes=15.0)
 @click.option("--frames", type=int, default=5, show_default=True, help="Neighbouring frames the network sees (odd).")
 @click.option("--width", type=int, default=24, show_default=True, help="Channels at full resolution (2x at 1/2, 4x at 1/4).")
 @click.option("--body-layers", type=int, default=3, show_default=True, help="Convolutions at 1/4 resolution.")
+@click.option("--quarter-blocks", type=int, default=0, show_default=True, help="Residual blocks at 1/4 resolution.")
+@click.option("--half-blocks", type=int, default=0, show_default=True, help="Residual blocks at 1/2 resolution (decoder).")
 @click.option("--batch", type=int, default=16, show_default=True)
 @click.option("--patch", type=int, default=64, show_default=True, help="Training crop size in pixels.")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate (cosine-decayed over the budget).")
 @click.option("--max-speed", type=float, default=6.0, show_default=True,
-              help="Largest camera motion between neighbouring training frames, px/frame. The processor aligns "
-                   "neighbours with optical flow first, so a small value (residual misalignment) suits it.")
+              help="Largest camera motion between neighbouring frames of the photo clips, px/frame. The processor "
+                   "aligns neighbours with optical flow first, so a small value (residual misalignment) suits it.")
 @click.option("--single-share", type=float, default=0.25, show_default=True,
               help="Share of training clips that repeat the centre frame (trains frames=1 mode).")
+@click.option("--video-share", type=float, default=0.6, show_default=True,
+              help="Share of each batch from --videos (the rest from --images).")
+@click.option("--video-height", type=int, default=240, show_default=True,
+              help="Video frames are resized to this height (area): cleaner targets, fewer source artefacts.")
+@click.option("--clip-frames", type=int, default=120, show_default=True, help="Frames read from each clip.")
+@click.option("--h264-share", type=float, default=0.3, show_default=True,
+              help="Share of video samples whose noisy frames are H.264-compressed (crf 18-28) before alignment.")
+@click.option("--reject", type=float, default=4.0, show_default=True,
+              help="The processor's `reject` used to build the aligned training samples.")
+@click.option("--pool", type=int, default=4096, show_default=True, help="Video crops kept in memory.")
 @click.option("--init", "init_weights", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Start from these weights (same architecture) instead of random ones.")
+              help="Start from these weights (same network, or one with fewer residual blocks: the new blocks "
+                   "start as the identity).")
+@click.option("--warmup", type=int, default=0, show_default=True,
+              help="Steps of linear learning-rate warm-up (use a few hundred when fine-tuning with --init: Adam's "
+                   "first full-size steps would undo much of what the weights learned).")
+@click.option("--refresh-every", type=int, default=2, show_default=True,
+              help="Steps between new video samples in the pool (each gives 16 crops).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="Training precision (auto: bf16 on CUDA, fp32 on a CPU, where bf16 was measured slower).")
 @click.option("--validate-every", type=float, default=90.0, show_default=True, help="Seconds between validations and saves.")
-def train_command(options: TrainOptions, images: str, frames: int, width: int, body_layers: int, batch: int,
-                  patch: int, lr: float, max_speed: float, single_share: float, init_weights: str | None,
-                  validate_every: float) -> None:
-    """Train the denoiser on clips made from still photographs with synthetic camera motion and noise."""
+def train_command(options: TrainOptions, images: str | None, videos: tuple[str, ...], hold_out: tuple[str, ...],
+                  frames: int, width: int, body_layers: int, quarter_blocks: int, half_blocks: int, batch: int,
+                  patch: int, lr: float, max_speed: float, single_share: float, video_share: float,
+                  video_height: int, clip_frames: int, h264_share: float, reject: float, pool: int,
+                  init_weights: str | None, warmup: int, refresh_every: int, precision: str, validate_every: float) -> None:
+    """Train the denoiser on real video clips with synthetic noise (--videos) and on clips made from still
+    photographs with synthetic camera motion and noise (--images)."""
     if frames < 1 or frames % 2 == 0:
         raise click.BadParameter("must be odd", param_hint="--frames")
+    if not images and not videos:
+        raise click.UsageError("give --images, --videos or both")
+    if videos and pool < max(batch, 16):
+        raise click.BadParameter(f"must be at least {max(batch, 16)} (--batch and one sample's 16 crops)",
+                                 param_hint="--pool")
+    if clip_frames < 2 * frames:
+        raise click.BadParameter(f"must be at least {2 * frames}", param_hint="--clip-frames")
     device = options.device
-    train_images, held_out = split_holdout(load_images(images, min_size=patch + 64))
-    if not held_out:
-        train_images, held_out = train_images[1:], train_images[:1]
-    validation = validation_set(held_out, frames, options.seed, min(max_speed, 4.0))
-    model = TemporalREDNet(frames, width, body_layers)
+    validation: dict[str, tuple] = {}
+    train_images, held_out = [], []
+    if images:
+        train_images, held_out = split_holdout(load_images(images, min_size=patch + 64))
+        if not held_out:
+            train_images, held_out = train_images[1:], train_images[:1]
+        validation.update(validation_set(held_out, frames, options.seed, min(max_speed, 4.0)))
+    model = TemporalREDNet(frames, width, body_layers, quarter_blocks, half_blocks)
     if init_weights:
-        model.load_state_dict(load_weights(init_weights)[0])
+        grown(model, init_weights)
     model = model.to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    run = TrainingRun(options, {"model": model, "optimizer": optimizer}, torch.bfloat16, validate_every)
+    dtype = torch.bfloat16 if precision == "bf16" or (precision == "auto" and device.type == "cuda") else torch.float32
+    run = TrainingRun(options, {"model": model, "optimizer": optimizer}, dtype, validate_every)
+    video_pool, held_clips = None, []
+    if videos:
+        paths = [path for folder in videos for path in find_clips(folder)]
+        held_names = held_out_clip_names(paths, hold_out)
+        loaded = {path.stem: load_clip(path, video_height, clip_frames) for path in paths}
+        loaded = {name: clip for name, clip in loaded.items() if len(clip) >= frames and min(clip.shape[1:3]) > patch}
+        held_clips = sorted(held_names & loaded.keys())
+        training_clips = [clip for name, clip in loaded.items() if name not in held_names]
+        if not training_clips:
+            raise VidgenError("--videos: no clip left to train on (each needs more frames than --frames and to be "
+                              "larger than --patch after resizing)")
+        validation.update(video_validation_set({name: loaded[name] for name in held_clips}, frames, reject, run.seed))
+        video_pool = VideoCropPool(training_clips, pool, patch, frames, reject, run.rng, crops_per_sample=16,
+                                   h264_share=h264_share)
+        click.echo(f"{len(training_clips)} training clips; held out: {', '.join(held_clips) or 'none'}")
+    video_count = batch if not train_images else round(batch * video_share) if video_pool else 0
     click.echo(f"{len(train_images)} training / {len(held_out)} validation images; "
                f"{sum(p.numel() for p in model.parameters())} parameters; budget {options.minutes} min")
     last_check, running = run.elapsed, 0.0
@@ -167,19 +273,31 @@ def train_command(options: TrainOptions, images: str, frames: int, width: int, b
     def validate_and_save() -> None:
         """Print the validation scores and write the current weights with them."""
         model.eval()
-        scores = {name: round(mean_psnr(model, *data, device), 2) for name, data in validation.items()}
+        scores = {name: round(mean_psnr(model, *data, device, dtype), 2) for name, data in validation.items()}
         model.train()
-        click.echo(f"step {run.step}  {run.elapsed / 60:.1f} min  loss {running:.5f}  "
-                   f"val PSNR σ25 temporal {scores['temporal']:.2f} dB  per-frame {scores['per-frame']:.2f} dB")
-        card = run.model_card([images], {"val_psnr_sigma25": scores}, validation_images=len(held_out))
+        click.echo(f"step {run.step}  {run.elapsed / 60:.1f} min  loss {running:.5f}  val PSNR σ25 "
+                   + "  ".join(f"{name} {value:.2f} dB" for name, value in scores.items()))
+        card = run.model_card([*([images] if images else []), *videos], {"val_psnr_sigma25": scores},
+                              validation_images=len(held_out), validation_clips=held_clips)
         run.save_weights(model.state_dict(), model.config(), card)
 
+    if run.step == 0:
+        validate_and_save()
     for step in run.steps():
-        set_learning_rate(optimizer, cosine_rate(lr, run.progress, floor=0.02))
-        inputs, target = training_batch(train_images, batch, patch, frames, run.rng, max_speed, single_share)
-        inputs = inputs.to(device, memory_format=torch.channels_last)
+        set_learning_rate(optimizer, cosine_rate(lr, run.progress, floor=0.02) * min(1.0, (step + 1) / (warmup + 1)))
+        parts = []
+        if video_count:
+            if step % refresh_every == 0:
+                video_pool.refresh()
+            noisy, clean, level = video_pool.batch(video_count)
+            parts.append((network_input(noisy, level), clean))
+        if batch - video_count:
+            parts.append(training_batch(train_images, batch - video_count, patch, frames, run.rng, max_speed,
+                                        single_share))
+        inputs = torch.cat([p[0] for p in parts]).to(device, memory_format=torch.channels_last)
+        target = torch.cat([p[1] for p in parts]).to(device)
         with run.autocast():
-            loss = F.mse_loss(model(inputs).float(), target.to(device))
+            loss = F.mse_loss(model(inputs).float(), target)
         run.optimise(loss, optimizer)
         running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
         if run.elapsed - last_check >= validate_every:
