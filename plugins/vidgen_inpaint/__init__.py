@@ -20,8 +20,10 @@ def vidgen_register_run_options(register):
 @vidgen.hookimpl
 def vidgen_register_trainers(register):
     from vidgen_inpaint.train import train_command
+    from vidgen_inpaint.train_encoder import train_command as train_encoder_command
 
     register("inpaint", train_command)
+    register("inpaint-encoder", train_encoder_command)
 
 
 @vidgen.hookimpl
