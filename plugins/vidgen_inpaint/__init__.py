@@ -29,9 +29,11 @@ def vidgen_register_trainers(register):
 @vidgen.hookimpl
 def vidgen_register_benchmarks(register):
     from vidgen_inpaint.bench import bench_command
+    from vidgen_inpaint.init_bench import bench_command as init_bench_command
     from vidgen_inpaint.mask_bench import bench_command as mask_bench_command
 
     register("inpaint", bench_command)
+    register("inpaint-init", init_bench_command)
     register("mask", mask_bench_command)
 
 

@@ -159,6 +159,7 @@ class Inpaint(Processor):
         self.group_size = s.group
         self.context = (3, 3) if s.propagate else (0, 0)
         self.warmup_frames = s.group  # the converged z of earlier frames seeds the next search
+        self.first_search = dict(FIRST_SEARCH)
 
     def setup(self, context: ProcessorContext) -> None:
         super().setup(context)
@@ -340,7 +341,7 @@ class Inpaint(Processor):
             else:
                 z0 = nearest_latents(self.netG, targets[fresh], known[fresh], self.settings.pool,
                                      generator=self.rng, autocast=self.ctx.autocast())
-            steps, lr = FIRST_SEARCH["pool" if self.encoder is None else "encoder"]
+            steps, lr = self.first_search["pool" if self.encoder is None else "encoder"]
             first = search_latents(self.netG, self.netD, targets[fresh], known[fresh], z0,
                                    settings.image_search(steps, lr), autocast=self.ctx.autocast())
             self._count(first.steps)
