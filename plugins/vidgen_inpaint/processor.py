@@ -22,7 +22,7 @@ from vidgen_inpaint.search import (SearchSettings, consistency_pairs, nearest_la
 
 HOLE_SHARE = 40 / TILE  # a hole spans at most this share of its tile; the rest is context
 # the first search of a new hole, by initialisation: (steps, starting learning rate), annealed to a tenth
-FIRST_SEARCH = {"pool": (150, 0.1), "encoder": (25, 0.03)}
+FIRST_SEARCH = {"pool": (150, 0.1), "encoder": (10, 0.01)}
 
 
 @dataclass
