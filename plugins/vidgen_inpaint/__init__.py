@@ -20,16 +20,20 @@ def vidgen_register_run_options(register):
 @vidgen.hookimpl
 def vidgen_register_trainers(register):
     from vidgen_inpaint.train import train_command
+    from vidgen_inpaint.train_encoder import train_command as train_encoder_command
 
     register("inpaint", train_command)
+    register("inpaint-encoder", train_encoder_command)
 
 
 @vidgen.hookimpl
 def vidgen_register_benchmarks(register):
     from vidgen_inpaint.bench import bench_command
+    from vidgen_inpaint.init_bench import bench_command as init_bench_command
     from vidgen_inpaint.mask_bench import bench_command as mask_bench_command
 
     register("inpaint", bench_command)
+    register("inpaint-init", init_bench_command)
     register("mask", mask_bench_command)
 
 

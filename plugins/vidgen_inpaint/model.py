@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from vidgen.weights import load_weights, save_weights
 TILE = 64
 Z_DIM = 100
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "dcgan64.safetensors"
+ENCODER_SUFFIX = ".encoder.safetensors"  # the encoder of prior `X.safetensors` is `X.encoder.safetensors`
 
 
 class Generator(nn.Module):
@@ -94,3 +96,56 @@ def load_gan(path: str | os.PathLike | None = None) -> tuple[Generator, Discrimi
     except RuntimeError as exc:
         raise VidgenError(f"{path}: weights do not fit the DCGAN architecture ({str(exc).splitlines()[0]})") from None
     return generator.eval(), discriminator.eval(), meta
+
+
+class Encoder(nn.Module):
+    """z-encoder (IcGAN): a masked tile `(N, 3, 64, 64)` in [0, 1] and its known-pixel mask `(N, 1, 64, 64)`
+    → the latent `(N, z_dim)` in [-1, 1] whose G(z) matches the tile, hole included."""
+
+    def __init__(self, z_dim: int = Z_DIM, width: int = 16) -> None:
+        super().__init__()
+        self.z_dim, self.width = z_dim, width
+
+        def down(cin: int, cout: int) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, True)]
+
+        self.net = nn.Sequential(
+            nn.Conv2d(4, width, 4, 2, 1), nn.LeakyReLU(0.2, True),
+            *down(width, width * 2), *down(width * 2, width * 4), *down(width * 4, width * 8),
+            nn.Conv2d(width * 8, z_dim, 4, 1, 0), nn.Tanh(),
+        )
+
+    def forward(self, target: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([(target * 2 - 1) * known, known], 1)).float().flatten(1)
+
+
+def encoder_path(prior: str | os.PathLike | None) -> Path:
+    """Where the encoder of the prior file `prior` (None: the shipped one) lives: `X.encoder.safetensors`."""
+    prior = Path(prior or DEFAULT_WEIGHTS)
+    return prior.with_name(prior.name.removesuffix(".safetensors") + ENCODER_SUFFIX)
+
+
+def generator_fingerprint(generator: Generator) -> str:
+    """A short hash of G's weights as stored (fp16), so an encoder refuses a prior it was not trained for."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(generator.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu", torch.float16).contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def load_encoder(path: str | os.PathLike, generator: Generator) -> Encoder:
+    """Load an encoder (eval mode) written by `vidgen train inpaint-encoder` for the prior whose G is `generator`."""
+    tensors, meta = load_weights(path)
+    state = {k[2:]: v for k, v in tensors.items() if k.startswith("E.")}
+    if not state:
+        raise VidgenError(f"{path}: expected E.* tensors (a file written by `vidgen train inpaint-encoder`)")
+    if meta.get("prior_fingerprint") != generator_fingerprint(generator):
+        raise VidgenError(f"{path}: this encoder was trained for another prior ({meta.get('prior', 'unknown')}); "
+                          "train one for yours with `vidgen train inpaint-encoder --prior PRIOR`")
+    encoder = Encoder(int(meta.get("z_dim", generator.z_dim)), int(meta.get("e_width", 16)))
+    try:
+        encoder.load_state_dict(state)
+    except RuntimeError as exc:
+        raise VidgenError(f"{path}: weights do not fit the encoder architecture ({str(exc).splitlines()[0]})") from None
+    return encoder.eval()

@@ -15,12 +15,14 @@ import torch.nn.functional as F
 
 from vidgen import FrameGroup, Option, Processor, ProcessorContext, VidgenError, frames_to_uint8, uint8_to_frames
 from vidgen_inpaint.masks import MaskSource, detect_static_overlay, dilate, parse_boxes, sample_video_frames
-from vidgen_inpaint.model import TILE, load_gan
+from vidgen_inpaint.model import TILE, Encoder, encoder_path, load_encoder, load_gan
 from vidgen_inpaint.propagate import Propagated, StreamPropagator, View
 from vidgen_inpaint.search import (SearchSettings, consistency_pairs, match_colours, nearest_latents,
                                    poisson_blend, random_latents, search_latents)
 
 HOLE_SHARE = 40 / TILE  # a hole spans at most this share of its tile; the rest is context
+# the first search of a new hole, by initialisation: (steps, starting learning rate), annealed to a tenth
+FIRST_SEARCH = {"pool": (150, 0.1), "encoder": (10, 0.01)}
 
 
 @dataclass
@@ -138,6 +140,9 @@ class Inpaint(Processor):
         Option("consistency", float, 0.05, "weight of the group-consistency loss |z_i - z_j|"),
         Option("perceptual", float, 0.01, "weight of the perceptual (discriminator) loss"),
         Option("pool", int, 64, "latents sampled for the nearest-neighbour initialisation"),
+        Option("init", str, "auto", "start of a new hole's latent: encoder (the z-encoder beside the weights, "
+               "X.encoder.safetensors), pool (Lahiri's pool search) or auto (encoder where there is one)",
+               choices=("auto", "encoder", "pool")),
         Option("blend", str, "poisson", "how G's fill meets the context: poisson (gradient-domain), match (the "
                "context ring's mean/std per channel, then poisson) or none", choices=("poisson", "match", "none")),
         Option("unseen", str, "mix", "what fills pixels no frame shows: gan, telea (OpenCV's fast marching) or mix "
@@ -161,11 +166,13 @@ class Inpaint(Processor):
         self.group_size = s.group
         self.context = (0, s.lookahead) if s.propagate else (0, 0)
         self.warmup_frames = s.group  # the converged z of earlier frames seeds the next search
+        self.first_search = dict(FIRST_SEARCH)
 
     def setup(self, context: ProcessorContext) -> None:
         super().setup(context)
         s = self.settings
         self.netG, self.netD, self.weights_meta = load_gan(s.weights)
+        self.encoder = self._load_encoder()
         self._prepare_networks()
         self._start_stream()
 
@@ -193,8 +200,18 @@ class Inpaint(Processor):
         self.stats = InpaintStats()
         self.propagator = StreamPropagator(lookahead=s.lookahead)
 
+    def _load_encoder(self) -> Encoder | None:
+        """The z-encoder of the weights (None for init=pool, or for init=auto when the weights have none)."""
+        path = encoder_path(self.settings.weights)
+        if self.settings.init == "pool" or (self.settings.init == "auto" and not path.is_file()):
+            return None
+        if not path.is_file():
+            raise VidgenError(f"inpaint: init=encoder needs {path} (train it with `vidgen train inpaint-encoder "
+                              f"--prior {self.settings.weights or 'PRIOR'} --out {path.name}`)")
+        return load_encoder(path, self.netG)
+
     def _prepare_networks(self) -> None:
-        for net in (self.netG, self.netD):
+        for net in (self.netG, self.netD, *([self.encoder] if self.encoder is not None else [])):
             net.to(self.device).eval()
             for parameter in net.parameters():
                 parameter.requires_grad_(False)
@@ -361,11 +378,16 @@ class Inpaint(Processor):
         for k, tile in enumerate(tiles):
             first_of_track.setdefault(tile.track, k)
         fresh = [k for track, k in first_of_track.items() if track not in ends]
-        if fresh:  # a new hole: image search (pool init) on its first tile, then shared by its track
-            z0 = nearest_latents(self.netG, targets[fresh], known[fresh], self.settings.pool,
-                                 generator=self.rng, autocast=self.ctx.autocast())
-            first = search_latents(self.netG, self.netD, targets[fresh], known[fresh], z0, settings.image_search(),
-                                   autocast=self.ctx.autocast())
+        if fresh:  # a new hole: image search (encoder or pool init) on its first tile, then shared by its track
+            if self.encoder is not None:
+                with torch.no_grad(), self.ctx.autocast():
+                    z0 = self.encoder(targets[fresh], known[fresh]).float()
+            else:
+                z0 = nearest_latents(self.netG, targets[fresh], known[fresh], self.settings.pool,
+                                     generator=self.rng, autocast=self.ctx.autocast())
+            steps, lr = self.first_search["pool" if self.encoder is None else "encoder"]
+            first = search_latents(self.netG, self.netD, targets[fresh], known[fresh], z0,
+                                   settings.image_search(steps, lr), autocast=self.ctx.autocast())
             self._count(first.steps)
             for k, z in zip(fresh, first.z):
                 ends[tiles[k].track] = TrackEnd(tiles[k], z)

@@ -31,11 +31,11 @@ class SearchSettings:
     min_steps: int = 5
     final_lr: float = 1.0  # learning rate at the last step as a share of lr (cosine decay; 1 = constant)
 
-    def image_search(self, steps: int = 150) -> SearchSettings:
+    def image_search(self, steps: int = 150, lr: float = 0.1) -> SearchSettings:
         """Settings for the first search of a new hole: a fixed budget of at most `steps` steps with the
-        learning rate annealed from 0.1 to 0.01, which settles deeper in that budget than a constant rate
-        stopped early (docs/inpaint.md, runs 6 and 7)."""
-        return replace(self, max_steps=min(steps, self.max_steps), lr=0.1, final_lr=0.1, early_stop=False)
+        learning rate annealed from `lr` to a tenth of it, which settles deeper in that budget than a constant
+        rate stopped early (docs/inpaint.md, runs 6 and 7)."""
+        return replace(self, max_steps=min(steps, self.max_steps), lr=lr, final_lr=0.1, early_stop=False)
 
     def rate(self, step: int) -> float:
         """Learning rate of `step` (1-based): cosine from `lr` to `final_lr · lr` over `max_steps`."""
