@@ -51,6 +51,8 @@ def test_model_card_round_trips_with_relative_paths(tmp_path: Path, monkeypatch:
     data = tmp_path.parent / "data"
     command = relative_command(["/usr/bin/vidgen", "train", "sr", "--images", str(data), f"--init={tmp_path}/a.pt"])
     assert command == "vidgen train sr --images ../data --init=a.pt"
+    module_run = ["/repo/vidgen/__main__.py", "train", "sr", "--seed", "1"]  # `python -m vidgen train sr --seed 1`
+    assert relative_command(module_run) == "vidgen train sr --seed 1"
     card = ModelCard(command, ["../data"], 3, {"val_psnr": 30.5}, {"steps": 7})
     save_weights("m.safetensors", {"w": torch.ones(1)}, {"channels": 8, **card.as_metadata()})
     assert read_metadata("m.safetensors") == {"channels": 8, "command": command, "fitted_on": ["../data"], "seed": 3,

@@ -47,7 +47,9 @@ def relative_path(path: str | os.PathLike) -> str:
 def relative_command(argv: list[str] | None = None) -> str:
     """The running command (`vidgen train ...`) with every absolute path argument made relative."""
     argv = list(sys.argv if argv is None else argv)
-    words = ["vidgen"] + argv[1:] if Path(argv[0]).name == "vidgen" else argv
+    launcher = Path(argv[0])
+    run_as_vidgen = launcher.name == "vidgen" or launcher.parts[-2:] == ("vidgen", "__main__.py")  # `python -m vidgen`
+    words = ["vidgen"] + argv[1:] if run_as_vidgen else argv
     out = []
     for word in words:
         option, equals, value = word.partition("=")
