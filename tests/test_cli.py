@@ -193,8 +193,11 @@ def test_batch_run_reports_each_file_and_survives_a_bad_one(cli, tmp_path: Path)
 def test_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
     src = write_clip(tmp_path / "long.mp4", moving_pattern(1200, 320, 240))
     out = tmp_path / "out.mp4"
+    # the child gets Ctrl-C's default action even if something in this test process set SIGINT to be ignored
+    # (an ignored signal is inherited, and Python then installs no KeyboardInterrupt handler)
     proc = subprocess.Popen([sys.executable, "-m", "vidgen", "run", src, "-o", out, "--preset", "veryslow"],
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while time.time() < deadline and not any(p.name.startswith(".out.") for p in tmp_path.iterdir()):
         time.sleep(0.02)

@@ -220,7 +220,8 @@ def run(
     except BaseException:
         stop.set()
         for thread in threads:  # they may be inside PyAV: closing the files under them can crash
-            thread.join()
+            if thread.ident is not None:  # started (an interrupt can come between creating and starting them)
+                thread.join()
         for processor in processors:
             processor.abort()
         if writer is not None:
