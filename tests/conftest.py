@@ -67,3 +67,29 @@ def register() -> Iterator[Callable[[object, str], None]]:
     yield add
     for plugin in added:
         pm.unregister(plugin)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models run fastest single-threaded (and do not fight the other tests for the cores)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def tiny_denoise_weights(tmp_path: Path) -> Path:
+    """A randomly initialised 5-frame denoise RED-Net (8 channels), saved like the shipped weights."""
+    import torch
+
+    from vidgen.weights import save_weights
+    from vidgen_denoise.model import TemporalREDNet
+
+    torch.manual_seed(0)
+    model = TemporalREDNet(frames=5, width=8, body_layers=1)
+    path = tmp_path / "tiny.safetensors"
+    save_weights(path, model.state_dict(), model.config())
+    return path

@@ -18,14 +18,6 @@ from vidgen_denoise.model import TemporalREDNet
 from vidgen_denoise.processor import ALIGN, SHIPPED_WEIGHTS, Denoise, load_model, reject_misaligned, tile_spans
 
 
-@pytest.fixture
-def tiny_weights(tmp_path: Path) -> Path:
-    """A randomly initialised 5-frame network (8 channels), saved like the shipped weights."""
-    torch.manual_seed(0)
-    model = TemporalREDNet(frames=5, width=8, body_layers=1)
-    path = tmp_path / "tiny.safetensors"
-    save_weights(path, model.state_dict(), model.config())
-    return path
 
 
 def noisy_clip(frames: int, width: int, height: int, sigma: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -41,8 +33,8 @@ def test_model_restores_shape_and_handles_odd_sizes() -> None:
     assert out.shape == (2, 3, 37, 50)
 
 
-def test_load_model_reads_shape_from_tensors(tiny_weights: Path) -> None:
-    model = load_model(tiny_weights)
+def test_load_model_reads_shape_from_tensors(tiny_denoise_weights: Path) -> None:
+    model = load_model(tiny_denoise_weights)
     assert model.config() == {"frames": 5, "width": 8, "body_layers": 1, "quarter_blocks": 0, "half_blocks": 0}
 
 
@@ -54,16 +46,16 @@ def test_tile_spans_cover_the_frame_once_on_aligned_starts(length: int, tile: in
     assert all(start % ALIGN == 0 and stop - start <= tile + ALIGN for start, stop in spans)
 
 
-def test_tiled_output_equals_whole_frame(tiny_weights: Path) -> None:
+def test_tiled_output_equals_whole_frame(tiny_denoise_weights: Path) -> None:
     frames = torch.rand(4, 3, 72, 100)
-    whole = vidgen.processor("denoise", device="cpu", precision="fp32", weights=tiny_weights, tile=0)(frames)
-    tiled = vidgen.processor("denoise", device="cpu", precision="fp32", weights=tiny_weights, tile=24)(frames)
+    whole = vidgen.processor("denoise", device="cpu", precision="fp32", weights=tiny_denoise_weights, tile=0)(frames)
+    tiled = vidgen.processor("denoise", device="cpu", precision="fp32", weights=tiny_denoise_weights, tile=24)(frames)
     assert torch.allclose(whole, tiled, atol=1e-5)
 
 
-def test_temporal_inputs_repeat_nearest_frame_at_the_ends(tiny_weights: Path) -> None:
-    denoise = Denoise(weights=tiny_weights, align=False)
-    denoise.model = load_model(tiny_weights)
+def test_temporal_inputs_repeat_nearest_frame_at_the_ends(tiny_denoise_weights: Path) -> None:
+    denoise = Denoise(weights=tiny_denoise_weights, align=False)
+    denoise.model = load_model(tiny_denoise_weights)
     frames = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1).expand(4, 3, 2, 2)
     group = FrameGroup(frames, [0, 1, 2, 3], [0, 1, 2, 3], core=slice(0, 2))  # start of a video: no frames before
     inputs = denoise.network_inputs(group)
@@ -72,15 +64,15 @@ def test_temporal_inputs_repeat_nearest_frame_at_the_ends(tiny_weights: Path) ->
     assert inputs[1, :15:3, 0, 0].tolist() == [0, 0, 1, 2, 3]
 
 
-def test_alignment_warps_neighbours_onto_the_centre_frame(tiny_weights: Path) -> None:
+def test_alignment_warps_neighbours_onto_the_centre_frame(tiny_denoise_weights: Path) -> None:
     from vidgen.synth import camera_path, evaluation_photos
 
     clip = torch.from_numpy(camera_path(evaluation_photos()["astronaut"], 192, 128, 5, pan=0.1)).permute(0, 3, 1, 2) / 255
     group = FrameGroup(clip, list(range(5)), list(range(5)), core=slice(2, 3))
     errors = {}
     for align in (False, True):
-        denoise = Denoise(weights=tiny_weights, align=align)
-        denoise.model = load_model(tiny_weights)
+        denoise = Denoise(weights=tiny_denoise_weights, align=align)
+        denoise.model = load_model(tiny_denoise_weights)
         neighbours = denoise.network_inputs(group)[0, :15].view(5, 3, 128, 192)
         errors[align] = float((neighbours[[0, 4], :, 8:-8, 8:-8] - clip[2, :, 8:-8, 8:-8]).abs().mean())
     assert errors[True] < 0.3 * errors[False]  # measured 0.036 vs 0.263 for the outer neighbours
@@ -98,20 +90,20 @@ def test_misaligned_neighbour_pixels_are_replaced_by_the_centre_frame() -> None:
     assert replaced[:, :24].mean() < 0.02  # columns away from the patch (noise only) keep the neighbour
 
 
-def test_per_frame_mode_ignores_neighbours(tiny_weights: Path) -> None:
+def test_per_frame_mode_ignores_neighbours(tiny_denoise_weights: Path) -> None:
     clip = torch.rand(6, 3, 32, 40)
     changed = clip.clone()
     changed[0] = torch.rand(3, 32, 40)
-    single = vidgen.processor("denoise", device="cpu", precision="fp32", weights=tiny_weights, frames=1)
+    single = vidgen.processor("denoise", device="cpu", precision="fp32", weights=tiny_denoise_weights, frames=1)
     assert torch.equal(single(clip)[1:], single(changed)[1:])
-    temporal = vidgen.processor("denoise", device="cpu", precision="fp32", weights=tiny_weights, frames=5)
+    temporal = vidgen.processor("denoise", device="cpu", precision="fp32", weights=tiny_denoise_weights, frames=5)
     assert not torch.equal(temporal(clip)[1], temporal(changed)[1])
 
 
-def test_sigma_option_reaches_the_network(tiny_weights: Path) -> None:
+def test_sigma_option_reaches_the_network(tiny_denoise_weights: Path) -> None:
     clip = torch.rand(3, 3, 32, 32)
-    blind = vidgen.processor("denoise", device="cpu", weights=tiny_weights)(clip)
-    known = vidgen.processor("denoise", device="cpu", weights=tiny_weights, sigma=50)(clip)
+    blind = vidgen.processor("denoise", device="cpu", weights=tiny_denoise_weights)(clip)
+    known = vidgen.processor("denoise", device="cpu", weights=tiny_denoise_weights, sigma=50)(clip)
     assert not torch.equal(blind, known)
 
 
@@ -121,9 +113,9 @@ def test_bad_options_are_rejected(options: dict) -> None:
         vidgen.processor("denoise", device="cpu", **options)
 
 
-def test_unusable_weights_are_rejected(tiny_weights: Path, tmp_path: Path) -> None:
+def test_unusable_weights_are_rejected(tiny_denoise_weights: Path, tmp_path: Path) -> None:
     with pytest.raises(vidgen.VidgenError, match="frames=1 or frames=5"):
-        vidgen.processor("denoise", device="cpu", weights=tiny_weights, frames=3)(torch.rand(2, 3, 16, 16))
+        vidgen.processor("denoise", device="cpu", weights=tiny_denoise_weights, frames=3)(torch.rand(2, 3, 16, 16))
     with pytest.raises(vidgen.VidgenError, match="not found"):
         vidgen.processor("denoise", device="cpu", weights=tmp_path / "missing.safetensors")(torch.rand(2, 3, 16, 16))
     other = tmp_path / "other.safetensors"
@@ -167,10 +159,10 @@ def test_bench_has_peer_rows_on_the_same_clips(cli, tmp_path: Path) -> None:
     assert all(float(row[2]) > 0 and row[5] != "-" for row in peer_rows)  # PSNR, and GFLOP/frame counted
 
 
-def test_cli_run_keeps_every_frame(cli, tmp_path: Path, tiny_weights: Path) -> None:
+def test_cli_run_keeps_every_frame(cli, tmp_path: Path, tiny_denoise_weights: Path) -> None:
     src = write_clip(tmp_path / "noisy.mp4", moving_pattern(9, 64, 48))
     dst = tmp_path / "clean.mp4"
-    code, _, err = cli("run", src, "--plugin", "denoise", "-p", f"denoise.weights={tiny_weights}", "-o", dst)
+    code, _, err = cli("run", src, "--plugin", "denoise", "-p", f"denoise.weights={tiny_denoise_weights}", "-o", dst)
     assert code == 0, err
     info = vidgen.probe(dst)
     assert (info.width, info.height) == (64, 48)

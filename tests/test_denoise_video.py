@@ -17,13 +17,6 @@ from vidgen_denoise.model import TemporalREDNet
 from vidgen_denoise.processor import aligned_stack, load_model
 
 
-@pytest.fixture
-def tiny_weights(tmp_path: Path) -> Path:
-    torch.manual_seed(0)
-    model = TemporalREDNet(frames=5, width=8, body_layers=1)
-    path = tmp_path / "tiny.safetensors"
-    save_weights(path, model.state_dict(), model.config())
-    return path
 
 
 @pytest.fixture
@@ -112,9 +105,9 @@ def test_trainer_learns_from_videos_and_holds_clips_out(cli, tmp_path: Path, vid
     assert code != 0 and "--hold-out nothing: no such clip" in err
 
 
-def test_bench_on_clips_reports_each_clip_and_the_temporal_gain(cli, video_folder: Path, tiny_weights: Path) -> None:
+def test_bench_on_clips_reports_each_clip_and_the_temporal_gain(cli, video_folder: Path, tiny_denoise_weights: Path) -> None:
     code, out, err = cli("bench", "denoise", "--threads", "1", "--clips", video_folder, "--size", "48x32",
-                         "--clip-frames", "6", "--sigmas", "25", "--weights", tiny_weights)
+                         "--clip-frames", "6", "--sigmas", "25", "--weights", tiny_denoise_weights)
     assert code == 0, err
     lines = out.splitlines()
     header = next(line for line in lines if line.startswith("| σ | method"))
@@ -125,23 +118,23 @@ def test_bench_on_clips_reports_each_clip_and_the_temporal_gain(cli, video_folde
 
 
 @pytest.mark.parametrize("length", [1, 2, 3])
-def test_clip_shorter_than_the_window(tiny_weights: Path, length: int) -> None:
+def test_clip_shorter_than_the_window(tiny_denoise_weights: Path, length: int) -> None:
     clip = torch.from_numpy(moving_pattern(length, 40, 32)).permute(0, 3, 1, 2).float() / 255
-    temporal = vidgen.processor("denoise", device="cpu", precision="fp32", weights=tiny_weights)(clip)
-    single = vidgen.processor("denoise", device="cpu", precision="fp32", weights=tiny_weights, frames=1)(clip)
+    temporal = vidgen.processor("denoise", device="cpu", precision="fp32", weights=tiny_denoise_weights)(clip)
+    single = vidgen.processor("denoise", device="cpu", precision="fp32", weights=tiny_denoise_weights, frames=1)(clip)
     assert temporal.shape == clip.shape and torch.isfinite(temporal).all()
     if length == 1:  # every slot holds the one frame: exactly per-frame mode
         assert torch.equal(temporal, single)
 
 
 @pytest.mark.parametrize("size", [1, 2, 3])
-def test_tiny_frames(tiny_weights: Path, size: int) -> None:
+def test_tiny_frames(tiny_denoise_weights: Path, size: int) -> None:
     clip = torch.rand(4, 3, size, size)
-    out = vidgen.processor("denoise", device="cpu", precision="fp32", weights=tiny_weights)(clip)
+    out = vidgen.processor("denoise", device="cpu", precision="fp32", weights=tiny_denoise_weights)(clip)
     assert out.shape == clip.shape and torch.isfinite(out).all()
 
 
-def test_grey_and_sixteen_bit_inputs(cli, tmp_path: Path, tiny_weights: Path) -> None:
+def test_grey_and_sixteen_bit_inputs(cli, tmp_path: Path, tiny_denoise_weights: Path) -> None:
     import cv2
 
     grey = write_clip(tmp_path / "grey.mkv", moving_pattern(6, 48, 32), codec="ffv1", pix_fmt="gray")
@@ -151,7 +144,7 @@ def test_grey_and_sixteen_bit_inputs(cli, tmp_path: Path, tiny_weights: Path) ->
         cv2.imwrite(str(frames / f"{index:03d}.png"), frame.astype(np.uint16) * 257)
     for source, extra in ((grey, []), (frames, ["--fps", "25"])):
         out = tmp_path / f"{source.stem}-clean.mkv"
-        code, _, err = cli("run", source, *extra, "--plugin", "denoise", "-p", f"denoise.weights={tiny_weights}",
+        code, _, err = cli("run", source, *extra, "--plugin", "denoise", "-p", f"denoise.weights={tiny_denoise_weights}",
                            "-o", out)
         assert code == 0, err
         assert sum(1 for _ in vidgen.iter_groups(out, group_size=1)) == 6

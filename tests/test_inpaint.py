@@ -20,13 +20,7 @@ from vidgen_inpaint.propagate import StreamPropagator, View, complete_flow, forw
 from vidgen_inpaint.search import SearchSettings, match_colours, poisson_blend
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest single-threaded (and do not fight the other tests for the cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -20,12 +20,7 @@ from vidgen_inpaint.processor import FIRST_SEARCH
 from vidgen_inpaint.train_encoder import random_holes, train_command
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_prior(path: Path, seed: int) -> str:
