@@ -48,6 +48,7 @@ class Steadier:
 
     def __init__(self, weight: float, scale: int) -> None:
         self.weight, self.scale = weight, scale
+        self.grid = np.empty((0, 0, 2), np.float32)
         self.reset()
 
     def reset(self) -> None:
@@ -64,7 +65,9 @@ class Steadier:
         if min(inputs.shape[-2:]) < MIN_FLOW_SIZE:
             return upscaled
         height, width = upscaled.shape[-2:]
-        grid = pixel_grid(height, width)
+        if self.grid.shape[:2] != (height, width):  # the output's pixel coordinates, made once per frame size
+            self.grid = pixel_grid(height, width)
+        grid = self.grid
         results = upscaled.detach().float().permute(0, 2, 3, 1).cpu().numpy().copy()  # (N, H, W, 3), written in place
         for frame, output in zip(inputs, results):
             current = luma(frame)
