@@ -15,8 +15,7 @@ from vidgen.weights import save_weights
 from vidgen_denoise.data import VideoCropPool, find_clips, through_h264, video_sample
 from vidgen_denoise.model import TemporalREDNet
 from vidgen_denoise.processor import aligned_stack, load_model
-
-
+from vidgen_denoise.train import training_loss
 
 
 @pytest.fixture
@@ -92,11 +91,21 @@ def test_find_clips_takes_files_and_frame_folders(video_folder: Path) -> None:
         find_clips(video_folder / "missing")
 
 
+def test_psnr_loss_counts_each_crop_by_its_relative_error() -> None:
+    target = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    error = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 0.01
+    louder = error * torch.tensor([1.0, 10.0]).view(2, 1, 1, 1)  # the second crop's error 10x (+20 dB of MSE)
+    psnr_change = training_loss(target + louder, target, "psnr") - training_loss(target + error, target, "psnr")
+    mse_ratio = training_loss(target + louder, target, "mse") / training_loss(target + error, target, "mse")
+    assert psnr_change.item() == pytest.approx(np.log(100) / 2, rel=0.02)  # the same log step whatever its size
+    assert mse_ratio.item() == pytest.approx(101 / 2, rel=0.1)  # mse: dominated by the louder crop
+
+
 def test_trainer_learns_from_videos_and_holds_clips_out(cli, tmp_path: Path, video_folder: Path) -> None:
     out = tmp_path / "model.safetensors"
     args = ["train", "denoise", "--videos", video_folder, "--out", out, "--minutes", "0.005", "--width", "8",
             "--body-layers", "1", "--quarter-blocks", "1", "--batch", "2", "--patch", "32", "--pool", "16",
-            "--clip-frames", "10", "--validate-every", "0", "--hold-out", "frames"]
+            "--clip-frames", "10", "--validate-every", "0", "--loss", "psnr", "--hold-out", "frames"]
     code, stdout, err = cli(*args)
     assert code == 0, err
     assert "held out: frames" in stdout and "video temporal" in stdout

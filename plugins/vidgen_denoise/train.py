@@ -135,6 +135,14 @@ def mean_psnr(model: TemporalREDNet, inputs: torch.Tensor | list[torch.Tensor], 
     return float((10 * torch.log10(1 / errors)).mean())
 
 
+def training_loss(output: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    """Loss of `(B, 3, H, W)` outputs against targets: `mse` over the batch, or `psnr`: the mean of
+    log(MSE + 1e-5) per crop, which is −mean PSNR up to scale and offset (capped at 50 dB)."""
+    if kind == "mse":
+        return F.mse_loss(output, target)
+    return (output - target).square().mean(dim=(1, 2, 3)).add(1e-5).log().mean()
+
+
 def held_out_clip_names(paths: list[Path], hold_out: tuple[str, ...]) -> set[str]:
     """The clips kept for validation: those named by `--hold-out` (file or folder name, without suffix), or
     every 5th clip when none is named (at least one when there are two or more)."""
@@ -197,7 +205,9 @@ def grown(model: TemporalREDNet, path: str) -> None:
               help="Largest camera motion between neighbouring frames of the photo clips, px/frame. The processor "
                    "aligns neighbours with optical flow first, so a small value (residual misalignment) suits it.")
 @click.option("--single-share", type=float, default=0.25, show_default=True,
-              help="Share of training clips that repeat the centre frame (trains frames=1 mode).")
+              help="Share of the photo clips that repeat the centre frame (trains frames=1 mode).")
+@click.option("--video-single-share", type=float, default=0.15, show_default=True,
+              help="Share of the --videos samples that repeat the centre frame (frames=1 mode on real frames).")
 @click.option("--video-share", type=float, default=0.6, show_default=True,
               help="Share of each batch from --videos (the rest from --images).")
 @click.option("--video-height", type=int, default=240, show_default=True,
@@ -218,12 +228,16 @@ def grown(model: TemporalREDNet, path: str) -> None:
               help="Steps between new video samples in the pool (each gives 16 crops).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
               help="Training precision (auto: bf16 on CUDA, fp32 on a CPU, where bf16 was measured slower).")
+@click.option("--loss", type=click.Choice(["mse", "psnr"]), default="mse", show_default=True,
+              help="mse: mean squared error of the batch (high noise levels dominate); psnr: mean log-MSE per crop, "
+                   "i.e. mean PSNR, which weights every noise level alike.")
 @click.option("--validate-every", type=float, default=90.0, show_default=True, help="Seconds between validations and saves.")
 def train_command(options: TrainOptions, images: str | None, videos: tuple[str, ...], hold_out: tuple[str, ...],
                   frames: int, width: int, body_layers: int, quarter_blocks: int, half_blocks: int, batch: int,
-                  patch: int, lr: float, max_speed: float, single_share: float, video_share: float,
-                  video_height: int, clip_frames: int, h264_share: float, reject: float, pool: int,
-                  init_weights: str | None, warmup: int, refresh_every: int, precision: str, validate_every: float) -> None:
+                  patch: int, lr: float, max_speed: float, single_share: float, video_single_share: float,
+                  video_share: float, video_height: int, clip_frames: int, h264_share: float, reject: float,
+                  pool: int, init_weights: str | None, warmup: int, refresh_every: int, precision: str, loss: str,
+                  validate_every: float) -> None:
     """Train the denoiser on real video clips with synthetic noise (--videos) and on clips made from still
     photographs with synthetic camera motion and noise (--images)."""
     if frames < 1 or frames % 2 == 0:
@@ -263,7 +277,7 @@ def train_command(options: TrainOptions, images: str | None, videos: tuple[str, 
                               "larger than --patch after resizing)")
         validation.update(video_validation_set({name: loaded[name] for name in held_clips}, frames, reject, run.seed))
         video_pool = VideoCropPool(training_clips, pool, patch, frames, reject, run.rng, crops_per_sample=16,
-                                   h264_share=h264_share)
+                                   h264_share=h264_share, single_share=video_single_share)
         click.echo(f"{len(training_clips)} training clips; held out: {', '.join(held_clips) or 'none'}")
     video_count = batch if not train_images else round(batch * video_share) if video_pool else 0
     click.echo(f"{len(train_images)} training / {len(held_out)} validation images; "
@@ -297,9 +311,9 @@ def train_command(options: TrainOptions, images: str | None, videos: tuple[str, 
         inputs = torch.cat([p[0] for p in parts]).to(device, memory_format=torch.channels_last)
         target = torch.cat([p[1] for p in parts]).to(device)
         with run.autocast():
-            loss = F.mse_loss(model(inputs).float(), target)
-        run.optimise(loss, optimizer)
-        running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
+            objective = training_loss(model(inputs).float(), target, loss)
+        run.optimise(objective, optimizer)
+        running = 0.98 * running + 0.02 * objective.item() if step else objective.item()
         if run.elapsed - last_check >= validate_every:
             last_check = run.elapsed
             validate_and_save()
