@@ -1,5 +1,6 @@
 """The denoise plugin on real-video terms: training samples aligned as the processor aligns them, H.264 noise, grown
-networks, `--videos` training, the `--clips` bench, and inputs too short, too small, grey or deep."""
+networks, the two-stage (flow-free) network, `--videos` training, the `--clips` bench, and inputs too short, too
+small, grey or deep."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from clips import moving_pattern, write_clip
 import vidgen
 from vidgen.weights import save_weights
 from vidgen_denoise.data import VideoCropPool, find_clips, through_h264, video_sample
-from vidgen_denoise.model import TemporalREDNet
+from vidgen_denoise import processor as denoise_processor
+from vidgen_denoise.model import TemporalREDNet, TwoStageREDNet
 from vidgen_denoise.processor import aligned_stack, load_model
 from vidgen_denoise.train import training_loss
 
@@ -101,6 +103,82 @@ def test_psnr_loss_counts_each_crop_by_its_relative_error() -> None:
     assert mse_ratio.item() == pytest.approx(101 / 2, rel=0.1)  # mse: dominated by the louder crop
 
 
+def test_two_stage_network_fuses_the_stage_one_outputs_of_each_triplet() -> None:
+    torch.manual_seed(0)
+    model = TwoStageREDNet(frames=5, width=8, body_layers=1, half_blocks=1)
+    x = torch.rand(2, 16, 37, 50)
+    level = x[:, -1:]
+    stage_one = [model.triplet(torch.cat([x[:, 3 * start:3 * start + 9], level], 1)).clamp(0, 1) for start in range(3)]
+    out = model(x)
+    assert out.shape == (2, 3, 37, 50)
+    assert torch.allclose(out, model.fusion(torch.cat([*stage_one, level], 1)), atol=1e-6)
+    for stage in (model.triplet, model.fusion):  # with no residual predicted, both stages pass frame t through
+        torch.nn.init.zeros_(stage.tail.weight)
+        torch.nn.init.zeros_(stage.tail.bias)
+    assert torch.allclose(model(x), x[:, 6:9])
+    assert model.config() == {"arch": "two-stage", "frames": 5, "width": 8, "body_layers": 1, "quarter_blocks": 0,
+                              "half_blocks": 1}
+
+
+def raise_if_flow_is_computed(*_: object) -> None:
+    raise AssertionError("optical flow computed")
+
+
+def test_two_stage_weights_run_on_raw_neighbours_sharing_stage_one(tmp_path: Path, tiny_denoise_weights: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(0)
+    model = TwoStageREDNet(frames=5, width=8, body_layers=1, quarter_blocks=1)
+    path = tmp_path / "two-stage.safetensors"
+    save_weights(path, model.state_dict(), model.config())
+    loaded = load_model(path)  # fp16-rounded weights
+    assert isinstance(loaded, TwoStageREDNet) and loaded.config() == model.config()
+    monkeypatch.setattr(denoise_processor, "flow_to_neighbour", raise_if_flow_is_computed)
+    clip = torch.from_numpy(moving_pattern(11, 40, 32)).permute(0, 3, 1, 2).float() / 255
+    with pytest.raises(vidgen.VidgenError, match="optical flow computed"):  # the flow-aligned network aligns
+        vidgen.processor("denoise", device="cpu", precision="fp32", weights=tiny_denoise_weights)(clip)
+    batch_sizes: dict[int, int] = {}
+    forward = TemporalREDNet.forward
+
+    def counted(self: TemporalREDNet, x: torch.Tensor) -> torch.Tensor:
+        batch_sizes[id(self)] = batch_sizes.get(id(self), 0) + len(x)
+        return forward(self, x)
+
+    monkeypatch.setattr(TemporalREDNet, "forward", counted)
+
+    def run(**options: object) -> tuple[torch.Tensor, list[int]]:
+        """The processor's output and how many frames each of its two stages restored."""
+        batch_sizes.clear()
+        out = vidgen.processor("denoise", device="cpu", precision="fp32", weights=path, **options)(clip)
+        return out, sorted(batch_sizes.values())
+
+    temporal, temporal_runs = run(tile=0)
+    single, single_runs = run(frames=1)
+    # 11 frames in groups of 8 and 3 core frames: 8 + 2 and 3 + 2 stage-1 windows (not 3 per frame), 11 fusions
+    assert temporal_runs == [11, 15] and single_runs == [11, 11]
+    monkeypatch.setattr(TemporalREDNet, "forward", forward)
+    last = len(clip) - 1
+    windows = torch.stack([clip[[min(max(t + offset, 0), last) for offset in range(-2, 3)]].flatten(0, 1)
+                           for t in range(len(clip))])
+    blind = torch.zeros(len(clip), 1, 32, 40)
+    with torch.no_grad():
+        assert torch.allclose(temporal, loaded(torch.cat([windows, blind], 1)).clamp(0, 1), atol=1e-5)
+        assert torch.allclose(single, loaded(torch.cat([clip.repeat(1, 5, 1, 1), blind], 1)).clamp(0, 1), atol=1e-5)
+
+
+def test_two_stage_training_samples_are_not_aligned(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(denoise_processor, "flow_to_neighbour", raise_if_flow_is_computed)
+    rng = np.random.default_rng(0)
+    clip = moving_pattern(12, 80, 64)
+    stack, clean, _ = video_sample(clip, rng, frames=5, reject=4.0, single_share=0.0, h264_share=0.0,
+                                   max_sigma=0.0, poisson_share=0.0, align=False)
+    raw = torch.from_numpy(clip).permute(0, 3, 1, 2).float() / 255
+    assert stack.shape == (5, 3, 64, 80) and torch.equal(stack[2], clean)
+    assert all(any(torch.equal(slot, frame) for frame in raw) for slot in stack)  # noiseless: the clip's own frames
+    pool = VideoCropPool([moving_pattern(10, 72, 56)], size=8, patch=32, frames=5, reject=4.0, rng=rng,
+                         crops_per_sample=4, align=False)
+    assert pool.batch(3)[0].shape == (3, 5, 3, 32, 32)
+
+
 def test_trainer_learns_from_videos_and_holds_clips_out(cli, tmp_path: Path, video_folder: Path) -> None:
     out = tmp_path / "model.safetensors"
     args = ["train", "denoise", "--videos", video_folder, "--out", out, "--minutes", "0.005", "--width", "8",
@@ -112,6 +190,19 @@ def test_trainer_learns_from_videos_and_holds_clips_out(cli, tmp_path: Path, vid
     assert load_model(out).config()["quarter_blocks"] == 1
     code, _, err = cli(*args[:-1], "nothing", "--overwrite")
     assert code != 0 and "--hold-out nothing: no such clip" in err
+
+
+def test_trainer_trains_the_two_stage_network_without_optical_flow(cli, tmp_path: Path, video_folder: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(denoise_processor, "flow_to_neighbour", raise_if_flow_is_computed)
+    out = tmp_path / "two-stage.safetensors"
+    code, stdout, err = cli("train", "denoise", "--arch", "two-stage", "--videos", video_folder, "--out", out,
+                            "--minutes", "0.005", "--width", "8", "--body-layers", "1", "--batch", "2", "--patch",
+                            "32", "--pool", "16", "--clip-frames", "10", "--validate-every", "0", "--hold-out", "frames")
+    assert code == 0, err
+    assert "video temporal" in stdout
+    model = load_model(out)
+    assert isinstance(model, TwoStageREDNet) and model.config()["arch"] == "two-stage"
 
 
 def test_bench_on_clips_reports_each_clip_and_the_temporal_gain(cli, video_folder: Path, tiny_denoise_weights: Path) -> None:

@@ -1,5 +1,6 @@
 """Training samples from real video for the denoiser: noisy clips (Gaussian, Poisson-Gaussian, or noisy and then
-H.264-compressed) aligned exactly as the processor aligns them, cut into crops and kept in a refreshed pool."""
+H.264-compressed) aligned exactly as the processor aligns them (or left unaligned, for the two-stage network), cut
+into crops and kept in a refreshed pool."""
 
 from __future__ import annotations
 
@@ -98,10 +99,11 @@ def to_tensor(frames: np.ndarray) -> torch.Tensor:
 
 def video_sample(clip: np.ndarray, rng: np.random.Generator, frames: int, reject: float, max_sigma: float = 55.0,
                  poisson_share: float = 0.2, h264_share: float = 0.3, single_share: float = 0.15,
-                 sigma_known_share: float = 0.5, length: int = 9) -> tuple[torch.Tensor, torch.Tensor, float]:
+                 sigma_known_share: float = 0.5, length: int = 9,
+                 align: bool = True) -> tuple[torch.Tensor, torch.Tensor, float]:
     """One training sample from a real clip `(T, H, W, 3)` uint8, built as the processor sees video:
-    (`(frames, 3, H, W)` noisy neighbours aligned onto the centre by the processor's own DIS flow and
-    rejection, `(3, H, W)` clean centre, σ/255 given or 0).
+    (`(frames, 3, H, W)` noisy neighbours, aligned onto the centre by the processor's own DIS flow and
+    rejection when `align` (else as they are), `(3, H, W)` clean centre, σ/255 given or 0).
 
     A run of `length` frames (every frame, or every second one for faster motion) gets fresh noise and
     (sometimes) H.264; `single_share` of the samples repeat the centre frame in every slot (per-frame mode)
@@ -125,17 +127,19 @@ def video_sample(clip: np.ndarray, rng: np.random.Generator, frames: int, reject
                 chosen = [max(index, centre - half + cut) for index in chosen]
             else:
                 chosen = [min(index, centre + half - cut) for index in chosen]
-    return aligned_stack(noisy_t, centre, chosen, reject), to_tensor(clean[centre:centre + 1])[0], level
+    stack = aligned_stack(noisy_t, centre, chosen, reject) if align else noisy_t[chosen]
+    return stack, to_tensor(clean[centre:centre + 1])[0], level
 
 
 class VideoCropPool:
     """A pool of `size` training crops `(frames, 3, patch, patch)` uint8 + clean centres + levels from real
     clips, filled with `video_sample`; `refresh` replaces some crops with crops of a new sample (new clip,
-    new noise), so the pool keeps changing at a bounded cost per training step."""
+    new noise), so the pool keeps changing at a bounded cost per training step. `align`: as `video_sample`'s."""
 
     def __init__(self, clips: list[np.ndarray], size: int, patch: int, frames: int, reject: float,
-                 rng: np.random.Generator, crops_per_sample: int = 8, **noise: float) -> None:
+                 rng: np.random.Generator, crops_per_sample: int = 8, align: bool = True, **noise: float) -> None:
         self.clips, self.size, self.patch, self.frames, self.reject = clips, size, patch, frames, reject
+        self.align = align
         self.rng, self.crops_per_sample, self.noise = rng, crops_per_sample, noise
         self.inputs = torch.empty(size, frames, 3, patch, patch, dtype=torch.uint8)
         self.targets = torch.empty(size, 3, patch, patch, dtype=torch.uint8)
@@ -145,7 +149,8 @@ class VideoCropPool:
 
     def _fill(self, slots: np.ndarray) -> None:
         clip = self.clips[self.rng.integers(len(self.clips))]
-        stack, clean, level = video_sample(clip, self.rng, self.frames, self.reject, **self.noise)
+        stack, clean, level = video_sample(clip, self.rng, self.frames, self.reject, align=self.align,
+                                           **self.noise)
         height, width = clean.shape[-2:]
         for slot in slots:
             y, x = int(self.rng.integers(height - self.patch + 1)), int(self.rng.integers(width - self.patch + 1))

@@ -1,5 +1,6 @@
-"""RED-Net-style denoiser: a strided-convolution encoder and transposed-convolution decoder with symmetric
-skip connections, predicting the noise residual of the centre frame of K stacked neighbouring frames."""
+"""RED-Net-style denoisers: a strided-convolution encoder and transposed-convolution decoder with symmetric
+skip connections, predicting the noise residual of the centre frame of K stacked neighbouring frames; one network
+on explicitly aligned neighbours (`TemporalREDNet`), or two stages of it on raw neighbours (`TwoStageREDNet`)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,10 @@ class TemporalREDNet(nn.Module):
     blocks) with a residual skip; decoder: transposed convolutions back up, each adding the encoder features
     of the same resolution (RED-Net's symmetric skips), with `half_blocks` residual blocks at 1/2 resolution.
     Most of the computation of a grown network is at 1/4 and 1/2 resolution.
+    The processor warps the neighbours onto the centre frame with optical flow before this network sees them.
     """
+
+    aligned_input = True  # the processor aligns the neighbours first
 
     def __init__(self, frames: int = 5, width: int = 24, body_layers: int = 3, quarter_blocks: int = 0,
                  half_blocks: int = 0) -> None:
@@ -77,3 +81,42 @@ class TemporalREDNet(nn.Module):
     def config(self) -> dict[str, int]:
         return {"frames": self.frames, "width": self.width, "body_layers": self.body_layers,
                 "quarter_blocks": self.quarter_blocks, "half_blocks": self.half_blocks}
+
+
+class TwoStageREDNet(nn.Module):
+    """FastDVDnet-style implicit alignment (Tassano et al. 2020) with RED-Net stages: no optical flow.
+
+    Input `(B, 3 * frames + 1, H, W)`, laid out as `TemporalREDNet`'s but with raw (unaligned) neighbours.
+    Stage 1 (`triplet`, a 3-frame `TemporalREDNet` shared by all windows) denoises the centre of each window
+    of 3 consecutive frames: `frames - 2` windows, e.g. (t-2, t-1, t), (t-1, t, t+1), (t, t+1, t+2) for 5
+    frames; stage 2 (`fusion`, a `(frames - 2)`-frame `TemporalREDNet`) restores frame t from those outputs
+    (clamped to [0, 1]) and the same noise-level map. Both stages have the shape given, symmetric skips and
+    residual outputs. Output `(B, 3, H, W)`. A stream can reuse each window's stage-1 output for the next
+    frames (`triplet_windows`, as the processor does).
+    """
+
+    aligned_input = False  # the network aligns the neighbours itself: the processor gives them unwarped
+    arch = "two-stage"
+
+    def __init__(self, frames: int = 5, width: int = 24, body_layers: int = 3, quarter_blocks: int = 0,
+                 half_blocks: int = 0) -> None:
+        super().__init__()
+        if frames < 3 or frames % 2 == 0:
+            raise ValueError(f"a two-stage network takes an odd number of frames >= 3, got {frames}")
+        self.frames = frames
+        self.triplet = TemporalREDNet(3, width, body_layers, quarter_blocks, half_blocks)
+        self.fusion = TemporalREDNet(frames - 2, width, body_layers, quarter_blocks, half_blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        level = x[:, -1:]
+        denoised = [self.triplet(torch.cat([x[:, 3 * start:3 * start + 9], level], 1)).clamp(0, 1)
+                    for start in range(self.frames - 2)]
+        return self.fusion(torch.cat([*denoised, level], 1))
+
+    def config(self) -> dict[str, int | str]:
+        return {"arch": self.arch, **self.triplet.config(), "frames": self.frames}
+
+
+def triplet_windows(chosen: list[int]) -> list[tuple[int, int, int]]:
+    """The stage-1 windows of a `TwoStageREDNet` input made of the frames `chosen` (indices, in input order)."""
+    return [tuple(chosen[start:start + 3]) for start in range(len(chosen) - 2)]

@@ -1,4 +1,5 @@
-"""The `denoise` processor: each frame is restored from itself and its neighbours by the temporal RED-Net."""
+"""The `denoise` processor: each frame is restored from itself and its neighbours by the temporal RED-Net (on
+neighbours aligned with optical flow) or by the two-stage RED-Net (on raw neighbours)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch.nn.functional as F
 
 from vidgen import FrameGroup, Option, Processor, ProcessorContext, VidgenError
 from vidgen.weights import load_spandrel_image_model, load_weights
-from vidgen_denoise.model import TemporalREDNet
+from vidgen_denoise.model import TemporalREDNet, TwoStageREDNet, triplet_windows
 
 SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "denoise_rednet_k5.safetensors"
 TILE_MARGIN = 32  # pixels of context around each tile, beyond the network's receptive field radius
@@ -20,20 +21,40 @@ MIN_FLOW_SIZE = 16  # smaller frames are not aligned (DIS optical flow needs at 
 ALIGN = 4  # the network works at 1/2 and 1/4 resolution: tiles start on multiples of 4 pixels
 
 
-def load_model(path: str | Path) -> TemporalREDNet:
-    """A `TemporalREDNet` with its shape (frames, width, layers, blocks) read from the weight tensors."""
+def load_model(path: str | Path) -> TemporalREDNet | TwoStageREDNet:
+    """The denoise network of a weights file, its kind and shape (frames, width, layers, blocks) read from the
+    weight tensors."""
     return rednet_from_tensors(load_weights(path)[0], path)
 
 
-def rednet_from_tensors(tensors: dict[str, torch.Tensor], path: str | Path) -> TemporalREDNet:
-    try:
-        width, in_channels = tensors["head.weight"].shape[:2]
-        def count(prefix: str) -> int:
-            return len({key.split(".")[1] for key in tensors if key.startswith(prefix)})
+def is_rednet(tensors: dict[str, torch.Tensor]) -> bool:
+    """Whether `tensors` are those of a `TemporalREDNet` or a `TwoStageREDNet` (else: a spandrel model)."""
+    return "head.weight" in tensors or "triplet.head.weight" in tensors
 
-        model = TemporalREDNet((in_channels - 1) // 3, width, count("body."), count("quarter_refine."), count("half_refine."))
+
+def rednet_shape(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, int]:
+    """The `TemporalREDNet` arguments of the tensors whose names start with `prefix`."""
+    width, in_channels = tensors[f"{prefix}head.weight"].shape[:2]
+
+    def count(part: str) -> int:
+        start = f"{prefix}{part}."
+        return len({key[len(start):].split(".")[0] for key in tensors if key.startswith(start)})
+
+    return {"frames": (in_channels - 1) // 3, "width": width, "body_layers": count("body"),
+            "quarter_blocks": count("quarter_refine"), "half_blocks": count("half_refine")}
+
+
+def rednet_from_tensors(tensors: dict[str, torch.Tensor], path: str | Path) -> TemporalREDNet | TwoStageREDNet:
+    """The network of `tensors`: a `TwoStageREDNet` when they hold its two stages (`triplet.*`, `fusion.*`),
+    else a `TemporalREDNet`."""
+    try:
+        if "triplet.head.weight" in tensors:
+            model = TwoStageREDNet(**{**rednet_shape(tensors, "triplet."),
+                                      "frames": rednet_shape(tensors, "fusion.")["frames"] + 2})
+        else:
+            model = TemporalREDNet(**rednet_shape(tensors, ""))
         model.load_state_dict(tensors)
-    except (KeyError, RuntimeError) as exc:
+    except (KeyError, RuntimeError, ValueError) as exc:
         raise VidgenError(f"{path}: not a denoise RED-Net weights file ({type(exc).__name__})") from None
     return model
 
@@ -146,7 +167,8 @@ class Denoise(Processor):
     options = (
         Option("frames", int, 5, "frames the network sees: 5 = temporal (neighbours), 1 = each frame alone"),
         Option("sigma", float, 0.0, "noise standard deviation on the 0-255 scale if known; 0 = blind"),
-        Option("align", bool, True, "temporal mode: warp neighbours onto each frame with optical flow first"),
+        Option("align", bool, True, "temporal mode: warp neighbours onto each frame with optical flow first "
+                                    "(two-stage networks take them unaligned and ignore this)"),
         Option("reject", float, 4.0, "temporal mode: where an aligned neighbour differs from the frame by more than this "
                                      "many robust standard deviations, use the frame itself (0 = never)"),
         Option("tile", int, 1024, "split frames larger than this many pixels into equal tiles (0 = never)"),
@@ -171,7 +193,7 @@ class Denoise(Processor):
         path = self.settings.weights or SHIPPED_WEIGHTS
         tensors, _ = load_weights(path)
         self.external: Callable[[torch.Tensor], torch.Tensor] | None = None
-        if "head.weight" not in tensors:
+        if not is_rednet(tensors):
             self.external = load_spandrel_denoiser(tensors, path, context.device)
             context.log(f"denoise: {path} is a single-frame model: neighbouring frames and sigma are not used")
             return
@@ -179,28 +201,52 @@ class Denoise(Processor):
         if self.settings.frames not in (1, self.model.frames):
             raise VidgenError(f"denoise: these weights take frames=1 or frames={self.model.frames}, "
                               f"not {self.settings.frames}")
+        if not self.model.aligned_input and self.settings.align and self.settings.frames > 1:
+            context.log(f"denoise: {path} is a two-stage network that aligns neighbours itself: they are not warped")
 
     def reset(self) -> None:
         """Nothing carries from one stream to the next: keep the loaded model."""
 
+    def neighbour_indices(self, group: FrameGroup) -> list[list[int]]:
+        """For each core frame, the indices in `group.frames` of the network's K input frames: its neighbours
+        (the nearest available one repeated past the ends of the video), or the frame itself K times in
+        per-frame mode."""
+        half, last = self.model.frames // 2, len(group.frames) - 1
+        if self.settings.frames == 1:
+            return [[centre] * self.model.frames for centre in range(len(group.frames))[group.core]]
+        return [[min(max(centre + offset, 0), last) for offset in range(-half, half + 1)]
+                for centre in range(len(group.frames))[group.core]]
+
+    def with_level(self, stacked: torch.Tensor) -> torch.Tensor:
+        """`(N, C, H, W)` network frames → `(N, C + 1, H, W)`: the noise-level map appended."""
+        return torch.cat([stacked, torch.full_like(stacked[:, :1], self.settings.sigma / 255)], 1)
+
     def network_inputs(self, group: FrameGroup) -> torch.Tensor:
-        """`(N, 3K + 1, H, W)`: for each core frame, its K neighbours (the nearest available one repeated
-        past the ends of the video; the frame itself K times in per-frame mode) and the noise-level map."""
-        frames, half = group.frames, self.model.frames // 2
-        last = len(frames) - 1
+        """`(N, 3K + 1, H, W)`: for each core frame, its K input frames (`neighbour_indices`; warped onto it
+        when `align` is set and the network wants aligned input) and the noise-level map."""
+        align = self.settings.align and self.settings.frames > 1 and self.model.aligned_input
         stacks, lumas = [], {}
-        for centre in range(len(frames))[group.core]:
-            if self.settings.frames == 1:
-                chosen = [centre] * self.model.frames
+        for chosen in self.neighbour_indices(group):
+            if align:
+                centre = chosen[len(chosen) // 2]
+                stacks.append(aligned_stack(group.frames, centre, chosen, self.settings.reject, lumas).flatten(0, 1))
             else:
-                chosen = [min(max(centre + offset, 0), last) for offset in range(-half, half + 1)]
-            if self.settings.align and self.settings.frames > 1:
-                stacks.append(aligned_stack(frames, centre, chosen, self.settings.reject, lumas).flatten(0, 1))
-            else:
-                stacks.append(frames[chosen].flatten(0, 1))
-        stacked = torch.stack(stacks)
-        level = torch.full_like(stacked[:, :1], self.settings.sigma / 255)
-        return torch.cat([stacked, level], 1)
+                stacks.append(group.frames[chosen].flatten(0, 1))
+        return self.with_level(torch.stack(stacks))
+
+    def two_stage(self, group: FrameGroup) -> torch.Tensor:
+        """`(N, 3, H, W)`: the core frames restored by a `TwoStageREDNet`, each stage-1 window of three frames
+        computed once per group and shared by the frames that use it (a frame shares two of its three windows
+        with each neighbour): per group of N core frames, N + 2 stage-1 runs instead of 3N. Equal to the network
+        run on `network_inputs`."""
+        chosen = self.neighbour_indices(group)
+        windows = list(dict.fromkeys(window for indices in chosen for window in triplet_windows(indices)))
+        first = self.with_level(torch.stack([group.frames[list(window)].flatten(0, 1) for window in windows]))
+        denoised = torch.cat([self.denoise(chunk, self.model.triplet) for chunk in first.split(4)])
+        slot = {window: index for index, window in enumerate(windows)}
+        picks = [[slot[window] for window in triplet_windows(indices)] for indices in chosen]
+        second = self.with_level(torch.stack([denoised[pick].flatten(0, 1) for pick in picks]))
+        return torch.cat([self.denoise(chunk, self.model.fusion) for chunk in second.split(4)])
 
     def denoise(self, inputs: torch.Tensor, network: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """`network` on `(N, C, H, W)` inputs → `(N, 3, H, W)`, tile by tile; each tile is computed with
@@ -221,6 +267,8 @@ class Denoise(Processor):
     def process(self, group: FrameGroup) -> FrameGroup:
         if self.external is not None:
             inputs, network = group.core_frames, self.external
+        elif isinstance(self.model, TwoStageREDNet):
+            return group.with_frames(self.two_stage(group))
         else:
             inputs, network = self.network_inputs(group), self.model
         return group.with_frames(torch.cat([self.denoise(chunk, network) for chunk in inputs.split(4)]))

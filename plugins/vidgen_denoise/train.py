@@ -1,5 +1,5 @@
 """`vidgen train denoise`: train the temporal RED-Net on real video (neighbours aligned as the processor aligns
-them) and on synthetic noisy clips cut from still photographs."""
+them), or the two-stage RED-Net on raw neighbours, and on synthetic noisy clips cut from still photographs."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from vidgen.training import (TrainingRun, TrainOptions, cosine_rate, load_images
                              split_holdout, train_options)
 from vidgen.weights import load_weights
 from vidgen_denoise.data import VideoCropPool, find_clips, load_clip, to_tensor
-from vidgen_denoise.model import TemporalREDNet
+from vidgen_denoise.model import TemporalREDNet, TwoStageREDNet
 from vidgen_denoise.processor import aligned_stack
 
 MAX_SIGMA = 55.0
@@ -122,7 +122,7 @@ def validation_set(images: list[np.ndarray], frames: int, seed: int,
     return {"temporal": (network_input(noisy, blind), target), "per-frame": (network_input(single, blind), target)}
 
 
-def mean_psnr(model: TemporalREDNet, inputs: torch.Tensor | list[torch.Tensor], target: torch.Tensor | list[torch.Tensor],
+def mean_psnr(model: TemporalREDNet | TwoStageREDNet, inputs: torch.Tensor | list[torch.Tensor], target: torch.Tensor | list[torch.Tensor],
               device: torch.device, dtype: torch.dtype = torch.float32) -> float:
     """Mean PSNR (dB) of the model's outputs on `inputs` `(N, 3K+1, H, W)` against `target` `(N, 3, H, W)`
     (or on lists of `(1, 3K+1, H, W)` / `(3, H, W)` samples of different sizes)."""
@@ -156,17 +156,17 @@ def held_out_clip_names(paths: list[Path], hold_out: tuple[str, ...]) -> set[str
     return held or ({names[-1]} if len(names) > 1 else set())
 
 
-def video_validation_set(clips: dict[str, np.ndarray], frames: int, reject: float,
-                         seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Fixed held-out real-clip samples at σ = 25 (blind), neighbours aligned as the processor does:
-    'video temporal' and 'video per-frame', three centre frames per clip (whole frames)."""
+def video_validation_set(clips: dict[str, np.ndarray], frames: int, reject: float, seed: int,
+                         align: bool = True) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Fixed held-out real-clip samples at σ = 25 (blind), neighbours aligned as the processor does (when
+    `align`): 'video temporal' and 'video per-frame', three centre frames per clip (whole frames)."""
     rng = np.random.default_rng(seed + 2)
     temporal, single, targets = [], [], []
     for clip in clips.values():
         for centre in np.linspace(frames // 2, len(clip) - 1 - frames // 2, 3).round().astype(int):
             window = clip[centre - frames // 2:centre + frames // 2 + 1]
             noisy = to_tensor(np.clip(window + rng.normal(0, 25, window.shape), 0, 255).round().astype(np.uint8))
-            stack = aligned_stack(noisy, frames // 2, list(range(frames)), reject)
+            stack = aligned_stack(noisy, frames // 2, list(range(frames)), reject) if align else noisy
             temporal.append(stack)
             single.append(noisy[frames // 2:frames // 2 + 1].expand_as(stack))
             targets.append(to_tensor(window[frames // 2:frames // 2 + 1])[0])
@@ -175,11 +175,11 @@ def video_validation_set(clips: dict[str, np.ndarray], frames: int, reject: floa
             for name, stacks in (("video temporal", temporal), ("video per-frame", single))}
 
 
-def grown(model: TemporalREDNet, path: str) -> None:
+def grown(model: TemporalREDNet | TwoStageREDNet, path: str) -> None:
     """Load `path` into `model`; residual blocks the file lacks keep their identity start (a grown network)."""
     tensors = load_weights(path)[0]
     missing, unexpected = model.load_state_dict(tensors, strict=False)
-    if unexpected or any(not key.startswith(("quarter_refine.", "half_refine.")) for key in missing):
+    if unexpected or any(not {"quarter_refine", "half_refine"} & set(key.split(".")) for key in missing):
         raise VidgenError(f"--init {path}: not weights of this network (missing {len(missing)}, "
                           f"unexpected {len(unexpected)} tensors)")
 
@@ -189,10 +189,15 @@ def grown(model: TemporalREDNet, path: str) -> None:
               help="Folder of clean photographs (searched recursively); every 10th is held out for validation.")
 @click.option("--videos", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Folder of clean-ish real video (video files and folders of frames, searched recursively); "
-                   "repeatable. Neighbours are aligned with the processor's own optical flow and rejection.")
+                   "repeatable. Neighbours are aligned with the processor's own optical flow and rejection "
+                   "(--arch rednet) or left as they are (two-stage).")
 @click.option("--hold-out", multiple=True, help="Clip kept for validation (file or folder name without suffix); "
                                                  "repeatable; default: every 5th clip.")
 @train_options(default_out="denoise.safetensors", default_minutes=15.0)
+@click.option("--arch", type=click.Choice(["rednet", "two-stage"]), default="rednet", show_default=True,
+              help="rednet: one network on neighbours aligned with optical flow (the processor aligns them); "
+                   "two-stage: FastDVDnet-style, a shared 3-frame stage on each window of three raw frames, then a "
+                   "stage fusing their outputs (no optical flow; --width etc. give each stage's shape).")
 @click.option("--frames", type=int, default=5, show_default=True, help="Neighbouring frames the network sees (odd).")
 @click.option("--width", type=int, default=24, show_default=True, help="Channels at full resolution (2x at 1/2, 4x at 1/4).")
 @click.option("--body-layers", type=int, default=3, show_default=True, help="Convolutions at 1/4 resolution.")
@@ -203,7 +208,8 @@ def grown(model: TemporalREDNet, path: str) -> None:
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate (cosine-decayed over the budget).")
 @click.option("--max-speed", type=float, default=6.0, show_default=True,
               help="Largest camera motion between neighbouring frames of the photo clips, px/frame. The processor "
-                   "aligns neighbours with optical flow first, so a small value (residual misalignment) suits it.")
+                   "aligns neighbours with optical flow first, so a small value (residual misalignment) suits "
+                   "--arch rednet; the two-stage network sees the motion itself.")
 @click.option("--single-share", type=float, default=0.25, show_default=True,
               help="Share of the photo clips that repeat the centre frame (trains frames=1 mode).")
 @click.option("--video-single-share", type=float, default=0.15, show_default=True,
@@ -233,15 +239,15 @@ def grown(model: TemporalREDNet, path: str) -> None:
                    "i.e. mean PSNR, which weights every noise level alike.")
 @click.option("--validate-every", type=float, default=90.0, show_default=True, help="Seconds between validations and saves.")
 def train_command(options: TrainOptions, images: str | None, videos: tuple[str, ...], hold_out: tuple[str, ...],
-                  frames: int, width: int, body_layers: int, quarter_blocks: int, half_blocks: int, batch: int,
-                  patch: int, lr: float, max_speed: float, single_share: float, video_single_share: float,
+                  arch: str, frames: int, width: int, body_layers: int, quarter_blocks: int, half_blocks: int,
+                  batch: int, patch: int, lr: float, max_speed: float, single_share: float, video_single_share: float,
                   video_share: float, video_height: int, clip_frames: int, h264_share: float, reject: float,
                   pool: int, init_weights: str | None, warmup: int, refresh_every: int, precision: str, loss: str,
                   validate_every: float) -> None:
     """Train the denoiser on real video clips with synthetic noise (--videos) and on clips made from still
     photographs with synthetic camera motion and noise (--images)."""
-    if frames < 1 or frames % 2 == 0:
-        raise click.BadParameter("must be odd", param_hint="--frames")
+    if frames < 1 or frames % 2 == 0 or (arch == "two-stage" and frames < 3):
+        raise click.BadParameter("must be odd (and at least 3 for --arch two-stage)", param_hint="--frames")
     if not images and not videos:
         raise click.UsageError("give --images, --videos or both")
     if videos and pool < max(batch, 16):
@@ -257,7 +263,8 @@ def train_command(options: TrainOptions, images: str | None, videos: tuple[str, 
         if not held_out:
             train_images, held_out = train_images[1:], train_images[:1]
         validation.update(validation_set(held_out, frames, options.seed, min(max_speed, 4.0)))
-    model = TemporalREDNet(frames, width, body_layers, quarter_blocks, half_blocks)
+    network = TwoStageREDNet if arch == "two-stage" else TemporalREDNet
+    model = network(frames, width, body_layers, quarter_blocks, half_blocks)
     if init_weights:
         grown(model, init_weights)
     model = model.to(device, memory_format=torch.channels_last)
@@ -275,9 +282,10 @@ def train_command(options: TrainOptions, images: str | None, videos: tuple[str, 
         if not training_clips:
             raise VidgenError("--videos: no clip left to train on (each needs more frames than --frames and to be "
                               "larger than --patch after resizing)")
-        validation.update(video_validation_set({name: loaded[name] for name in held_clips}, frames, reject, run.seed))
+        validation.update(video_validation_set({name: loaded[name] for name in held_clips}, frames, reject, run.seed,
+                                               model.aligned_input))
         video_pool = VideoCropPool(training_clips, pool, patch, frames, reject, run.rng, crops_per_sample=16,
-                                   h264_share=h264_share, single_share=video_single_share)
+                                   align=model.aligned_input, h264_share=h264_share, single_share=video_single_share)
         click.echo(f"{len(training_clips)} training clips; held out: {', '.join(held_clips) or 'none'}")
     video_count = batch if not train_images else round(batch * video_share) if video_pool else 0
     click.echo(f"{len(train_images)} training / {len(held_out)} validation images; "
