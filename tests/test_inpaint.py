@@ -206,6 +206,10 @@ def test_known_pixels_are_kept_and_schedules_differ(clip, tiny_weights):
     # one pool-initialised search for the new hole, then one joint search per group of 4 frames
     assert len(stats.steps_per_search) == 3 and stats.tiles == 8
     assert stats.steps_per_search[0] == 150  # the first search has a fixed, annealed budget
+    assert max(stats.steps_per_search[1:]) > 2
+    capped = vidgen.processor("inpaint", propagate=False, refine=2, **common)
+    capped(corrupted)
+    assert capped.processors[0].stats.steps_per_search[1:] == [2, 2]  # each group's refinement stops at `refine`
     per_frame = vidgen.processor("inpaint", propagate=False, schedule="per-frame", iterations=7, **common)
     per_frame(corrupted)
     assert per_frame.processors[0].stats.steps_per_search == [7] * 8

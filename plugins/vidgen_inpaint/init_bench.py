@@ -102,6 +102,9 @@ def tile_rows(photos: str, weights: str | None, count: int, encoder_steps: list[
 @click.option("--yeh-iterations", type=click.IntRange(1), default=1000, show_default=True)
 @click.option("--encoder-steps", type=NumberList(int), default="0,10,25,50", show_default=True,
               help="First-search steps tried from the encoder's latent.")
+@click.option("--refine-steps", type=NumberList(int), default=None,
+              help="Also run the encoder start (shipped first search) with each group's refinement capped at "
+                   "these steps, without and with propagation.")
 @click.option("--photos", type=click.Path(exists=True, file_okay=False),
               help="Photo folder: also run the tile table on crops of its held-out photos (every 10th).")
 @click.option("--crops", type=click.IntRange(1), default=128, show_default=True, help="Crops of the tile table.")
@@ -110,7 +113,8 @@ def tile_rows(photos: str, weights: str | None, count: int, encoder_steps: list[
 @click.option("--seed", type=int, default=0, show_default=True)
 @bench_options(default_device="cpu")
 def bench_command(options: BenchOptions, clips: tuple[str, ...], frames: int, size: tuple[int, int], box: int,
-                  yeh_frames: int, yeh_iterations: int, encoder_steps: list[int], photos: str | None, crops: int,
+                  yeh_frames: int, yeh_iterations: int, encoder_steps: list[int], refine_steps: list[int],
+                  photos: str | None, crops: int,
                   weights: str | None, seed: int) -> None:
     """Encoder vs pool initialisation vs per-frame Yeh: quality and speed of the latent search."""
     if not clips and not photos:
@@ -128,8 +132,15 @@ def bench_command(options: BenchOptions, clips: tuple[str, ...], frames: int, si
     for steps in encoder_steps:
         methods[f"video, init=encoder + {steps} steps, no propagation"] = (
             dict(common, init="encoder", propagate=False), (steps, FIRST_SEARCH["encoder"][1]))
+    refine_steps = refine_steps or []
+    for steps in refine_steps:
+        methods[f"video, init=encoder + {default_steps} steps, refine <= {steps}, no propagation"] = (
+            dict(common, init="encoder", propagate=False, refine=steps), None)
     methods["default (propagate), init=pool"] = (dict(common, init="pool"), None)
     methods[f"default (propagate), init=encoder + {default_steps} steps"] = (dict(common, init="encoder"), None)
+    for steps in refine_steps:
+        methods[f"default (propagate), init=encoder + {default_steps} steps, refine <= {steps}"] = (
+            dict(common, init="encoder", refine=steps), None)
     rows, speeds = [], {}
     for path in clips:
         clip = box_clip(path, frames, width, height, box)

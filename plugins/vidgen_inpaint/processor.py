@@ -136,6 +136,7 @@ class Inpaint(Processor):
         Option("smooth", float, 0.9, "with propagation and schedule=video: weight of the previous output frame, "
                "moved along the scene's motion, in GAN-filled pixels (0 = off)"),
         Option("iterations", int, 1000, "per-frame: iterations per frame; video: most iterations per search"),
+        Option("refine", int, 5, "video: most steps of each group's joint refinement of the carried latents"),
         Option("window", int, 4, "frames in the group-consistency window W"),
         Option("consistency", float, 0.05, "weight of the group-consistency loss |z_i - z_j|"),
         Option("perceptual", float, 0.01, "weight of the perceptual (discriminator) loss"),
@@ -156,8 +157,8 @@ class Inpaint(Processor):
     def __init__(self, **options) -> None:
         super().__init__(**options)
         s = self.settings
-        if s.group < 1 or s.window < 1 or s.iterations < 1 or s.pool < 1 or s.dilate < 0 or s.fit < 0:
-            raise VidgenError("inpaint: group, window, iterations and pool must be >= 1; dilate and fit >= 0")
+        if min(s.group, s.window, s.iterations, s.refine, s.pool) < 1 or s.dilate < 0 or s.fit < 0:
+            raise VidgenError("inpaint: group, window, iterations, refine and pool must be >= 1; dilate and fit >= 0")
         if s.lookahead < 0:
             raise VidgenError(f"inpaint: lookahead must be >= 0, got {s.lookahead}")
         if not 0 <= s.smooth < 1:
@@ -395,8 +396,8 @@ class Inpaint(Processor):
             z_init[k] = ends[tile.track].z
         pairs = consistency_pairs([t.track for t in tiles], [t.frame for t in tiles], self.settings.window,
                                   self.device)
-        result = search_latents(self.netG, self.netD, targets, known, z_init, settings.refining(), pairs,
-                                autocast=self.ctx.autocast())
+        result = search_latents(self.netG, self.netD, targets, known, z_init,
+                                settings.refining(self.settings.refine), pairs, autocast=self.ctx.autocast())
         self._count(result.steps)
         last = max(tile.frame for tile in tiles)
         self.tracks = [TrackEnd(tile, z) for tile, z in zip(tiles, result.z) if tile.frame == last]

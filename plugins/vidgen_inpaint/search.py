@@ -42,10 +42,12 @@ class SearchSettings:
         share = 0.5 * (1 + math.cos(math.pi * (step - 1) / max(self.max_steps - 1, 1)))
         return self.lr * (self.final_lr + (1 - self.final_lr) * share)
 
-    def refining(self) -> SearchSettings:
-        """Settings for latents that start converged (carried from earlier frames): smaller steps and a
-        looser stopping rule, so a search only follows the scene's change ("reuse noise priors")."""
-        return replace(self, lr=self.lr / 3, patience=3, tolerance=5e-3, min_steps=3)
+    def refining(self, steps: int) -> SearchSettings:
+        """Settings for latents that start converged (carried from earlier frames): smaller steps, a looser
+        stopping rule and at most `steps` steps, so a search only follows the scene's change ("reuse noise
+        priors")."""
+        return replace(self, max_steps=min(steps, self.max_steps), lr=self.lr / 3, patience=3, tolerance=5e-3,
+                       min_steps=min(3, steps))
 
 
 def importance_weights(known: torch.Tensor, window: int = 15, floor: float = 0.05) -> torch.Tensor:
