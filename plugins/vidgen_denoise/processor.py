@@ -21,6 +21,11 @@ MIN_FLOW_SIZE = 16  # smaller frames are not aligned (DIS optical flow needs at 
 ALIGN = 4  # the network works at 1/2 and 1/4 resolution: tiles start on multiples of 4 pixels
 
 
+# a 2-frame video is denoised per frame: with one neighbour, repeated into three slots, the temporal network was
+# 0.37 dB below per-frame mode (4 photos panned, σ = 25, fp32; 3 frames: +0.54 dB above it; docs/denoise.md)
+MIN_TEMPORAL_FRAMES = 3
+
+
 def load_model(path: str | Path) -> TemporalREDNet | TwoStageREDNet:
     """The denoise network of a weights file, its kind and shape (frames, width, layers, blocks) read from the
     weight tensors."""
@@ -210,9 +215,9 @@ class Denoise(Processor):
     def neighbour_indices(self, group: FrameGroup) -> list[list[int]]:
         """For each core frame, the indices in `group.frames` of the network's K input frames: its neighbours
         (the nearest available one repeated past the ends of the video), or the frame itself K times in
-        per-frame mode."""
+        per-frame mode and for videos shorter than `MIN_TEMPORAL_FRAMES`."""
         half, last = self.model.frames // 2, len(group.frames) - 1
-        if self.settings.frames == 1:
+        if self.settings.frames == 1 or len(group.frames) < MIN_TEMPORAL_FRAMES:
             return [[centre] * self.model.frames for centre in range(len(group.frames))[group.core]]
         return [[min(max(centre + offset, 0), last) for offset in range(-half, half + 1)]
                 for centre in range(len(group.frames))[group.core]]
