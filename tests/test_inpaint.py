@@ -57,6 +57,19 @@ def test_mask_of_wrong_size_is_rejected(tmp_path, clip, tiny_weights):
         vidgen.processor("inpaint", device="cpu", mask=str(tmp_path / "mask.png"), weights=tiny_weights)(clip)
 
 
+def test_a_mask_over_the_whole_frame_is_rejected_and_an_empty_one_passes_through(clip, tiny_weights):
+    whole = np.zeros(clip.shape[:3], bool)
+    whole[2] = True
+    with pytest.raises(vidgen.VidgenError, match="mask of frame 2 covers the whole 96x64 frame"):
+        vidgen.processor("inpaint", device="cpu", mask=whole, weights=tiny_weights)(clip)
+    almost = whole[2].copy()
+    almost[30, 40] = False  # the one known pixel is covered by the 2-px dilation
+    with pytest.raises(vidgen.VidgenError, match="the mask covers the whole"):
+        vidgen.processor("inpaint", device="cpu", mask=almost, weights=tiny_weights)(clip)
+    empty = vidgen.processor("inpaint", device="cpu", mask=np.zeros(clip.shape[1:3], bool), weights=tiny_weights)
+    assert np.array_equal(empty(clip), clip)
+
+
 def test_mask_folder_and_dilation(tmp_path):
     for i in range(3):
         mask = np.zeros((64, 96), np.uint8)

@@ -96,7 +96,17 @@ class MaskSource:
             raise VidgenError(f"box {boxes[0]} lies outside the {width}x{height} frame")
         self._box_mask = box_mask
         self.given = self._static is not None or self._per_frame is not None or bool(boxes)
-        self._static_final = dilate(self._combine(self._static), dilate_pixels) if self._per_frame is None else None
+        self._static_final = None
+        if self._per_frame is None:
+            self._static_final = self._fillable(dilate(self._combine(self._static), dilate_pixels), "the mask")
+        self.empty = self._static_final is not None and self.given and not self._static_final.any()
+
+    def _fillable(self, mask: np.ndarray, what: str) -> np.ndarray:
+        """`mask`, unless it leaves no pixel known to fill from."""
+        if mask.all():
+            raise VidgenError(f"{what} covers the whole {self.width}x{self.height} frame (after dilation): nothing "
+                              "is left to fill from (white marks the pixels to fill)")
+        return mask
 
     def _checked(self, mask: np.ndarray, what: str) -> np.ndarray:
         if mask.shape != (self.height, self.width):
@@ -132,14 +142,15 @@ class MaskSource:
     def set_static(self, mask: np.ndarray) -> None:
         """Use a detected overlay mask `(H, W)` for every frame."""
         self._static = self._checked(mask, "detected overlay")
-        self._static_final = dilate(self._combine(self._static), self.dilate_pixels)
+        self._static_final = self._fillable(dilate(self._combine(self._static), self.dilate_pixels), "the overlay")
 
     def __call__(self, index: int) -> np.ndarray:
         """The (dilated) mask of frame `index`, `(H, W)` bool."""
         if self._per_frame is None:
             assert self._static_final is not None
             return self._static_final
-        return dilate(self._combine(self._per_frame(index)), self.dilate_pixels)
+        mask = dilate(self._combine(self._per_frame(index)), self.dilate_pixels)
+        return self._fillable(mask, f"the mask of frame {index}")
 
     def close(self) -> None:
         if getattr(self, "_container", None) is not None:

@@ -192,6 +192,8 @@ class Inpaint(Processor):
         s, video = self.settings, self.ctx.video
         self.masks = MaskSource(s.mask, self.boxes, video.width, video.height, s.dilate)
         self.overlay_pending = not self.masks.given
+        if self.masks.empty:
+            self.ctx.log("inpaint: the mask marks no pixel (white = fill): frames pass through unchanged")
         if self.overlay_pending and video.path is not None:
             self._detect_overlay(sample_video_frames(video.path))
         self.rng = torch.Generator(self.device).manual_seed(s.seed)
