@@ -113,9 +113,8 @@ def tile_rows(photos: str, weights: str | None, count: int, encoder_steps: list[
 @click.option("--seed", type=int, default=0, show_default=True)
 @bench_options(default_device="cpu")
 def bench_command(options: BenchOptions, clips: tuple[str, ...], frames: int, size: tuple[int, int], box: int,
-                  yeh_frames: int, yeh_iterations: int, encoder_steps: list[int], refine_steps: list[int],
-                  photos: str | None, crops: int,
-                  weights: str | None, seed: int) -> None:
+                  yeh_frames: int, yeh_iterations: int, encoder_steps: list[int], refine_steps: list[int] | None,
+                  photos: str | None, crops: int, weights: str | None, seed: int) -> None:
     """Encoder vs pool initialisation vs per-frame Yeh: quality and speed of the latent search."""
     if not clips and not photos:
         raise click.UsageError("give --clip (one or more) and/or --photos")
