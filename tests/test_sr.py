@@ -21,7 +21,7 @@ from vidgen.weights import load_weights, save_weights
 from vidgen_sr import bench
 from vidgen_sr.degrade import RealDegradation, degrade_real, gaussian_kernel, h264, jpeg
 from vidgen_sr.evaluate import to_uint8, y_psnr_ssim
-from vidgen_sr.model import SRResNet, downscale
+from vidgen_sr.model import BicubicPhases, PReLU, SRResNet, downscale, upscale_bicubic
 from vidgen_sr.processor import SuperResolution, feather, tile_starts
 from vidgen_sr.steady import Steadier
 from vidgen_sr.train import augment_colours, grow_from, train_command
@@ -96,6 +96,24 @@ def test_self_ensemble_maps_every_output_back(tiny_net: SRResNet, tiny_weights: 
         torch.testing.assert_close(upscale(path, ensemble), upscale(path, 1), atol=1e-5, rtol=0)
     # the random network is not equivariant: its ensemble really averages different outputs
     assert (upscale(tiny_weights, 8) - upscale(tiny_weights, 1)).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_bicubic_phases_are_torch_bicubic(scale: int) -> None:
+    lr = torch.rand(2, 3, 9, 13)
+    upscaled = torch.nn.functional.pixel_shuffle(BicubicPhases(scale)(lr), scale)
+    torch.testing.assert_close(upscaled, upscale_bicubic(lr, scale), atol=1e-5, rtol=0)
+
+
+def test_prelu_bf16_channels_last_path_matches_torch() -> None:
+    act = PReLU(8)
+    with torch.no_grad():
+        act.weight.copy_(torch.linspace(-0.5, 1.5, 8))  # negative, fractional and above-one slopes
+    x = torch.randn(2, 8, 5, 7).contiguous(memory_format=torch.channels_last)
+    expected = torch.nn.functional.prelu(x, act.weight)
+    fast = act(x.bfloat16()).float()
+    torch.testing.assert_close(fast, expected, atol=0.05, rtol=0.02)
+    torch.testing.assert_close(act(x), expected)
 
 
 def test_tiles_cover_the_frame_and_blend_to_one() -> None:

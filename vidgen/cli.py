@@ -15,6 +15,7 @@ import av
 import click
 from click.core import ParameterSource
 
+from vidgen.allocator import keep_freed_memory
 from vidgen.bench import FrameSize
 from vidgen.errors import VidgenError
 from vidgen.mediaio import VIDEO_FILES, MediaIO
@@ -120,6 +121,7 @@ def encoder_options(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.version_option(package_name="vidgen")
 def cli() -> None:
     """Stream videos through generative processors (inpaint, sr, denoise, seg2vid, and plugins)."""
+    keep_freed_memory()
 
 
 SHORTHANDS = "vidgen.run_shorthands"
