@@ -25,7 +25,7 @@ class ResidualBlock(nn.Module):
         nn.init.zeros_(self.second.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.second(F.relu(self.first(x)))
+        return self.second(F.relu(self.first(x), inplace=True)).add_(x)
 
 
 class TemporalREDNet(nn.Module):
@@ -67,15 +67,15 @@ class TemporalREDNet(nn.Module):
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
         first = 3 * (self.frames // 2)
         centre = x[:, first:first + 3]
-        full = F.relu(self.head(x))
-        half = F.relu(self.enc1(F.relu(self.down1(full))))
-        quarter = F.relu(self.down2(half))
+        full = self.head(x).relu_()  # in place on fresh convolution outputs: fewer passes over full-size maps
+        half = self.enc1(self.down1(full).relu_()).relu_()
+        quarter = self.down2(half).relu_()
         deep = quarter
         for layer in self.body:
-            deep = F.relu(layer(deep))
+            deep = layer(deep).relu_()
         deep = self.quarter_refine(deep)
-        half_up = self.half_refine(F.relu(self.dec1(F.relu(self.up2(deep + quarter) + half))))
-        full_up = F.relu(self.up1(half_up) + full)
+        half_up = self.half_refine(self.dec1(self.up2(deep + quarter).add_(half).relu_()).relu_())
+        full_up = self.up1(half_up).add_(full).relu_()
         return (centre - self.tail(full_up))[..., :height, :width]
 
     def config(self) -> dict[str, int]:
