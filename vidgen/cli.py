@@ -121,7 +121,6 @@ def encoder_options(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.version_option(package_name="vidgen")
 def cli() -> None:
     """Stream videos through generative processors (inpaint, sr, denoise, seg2vid, and plugins)."""
-    keep_freed_memory()
 
 
 SHORTHANDS = "vidgen.run_shorthands"
@@ -474,6 +473,7 @@ def main() -> None:
     # wait, or they starve the encoder's threads (measured: 2x slower no-plugin runs with spinning).
     # Set before torch is first imported (plugins load lazily); set OMP_WAIT_POLICY yourself to override.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    keep_freed_memory()
     debug = bool(os.environ.get("VIDGEN_DEBUG"))
     try:
         default_plugin_manager().hook.vidgen_register_commands(cli=cli)

@@ -55,7 +55,7 @@ def compute_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
 @functools.cache
 def cpu_bf16_is_faster() -> bool:
     """True when the CPU has native bf16 and a convolution under bf16 autocast runs at least
-    `BF16_MIN_SPEEDUP` times as fast as in fp32 here (measured once per process, about 0.2 s).
+    `BF16_MIN_SPEEDUP` times as fast as in fp32 here (measured once per process, about 0.15 s).
 
     The flag alone is not enough: some CPUs that report AVX-512 BF16 run bf16 convolutions at half
     the fp32 rate."""
@@ -63,11 +63,14 @@ def cpu_bf16_is_faster() -> bool:
 
 
 def bf16_conv_speedup(rounds: int = 7) -> float:
-    """fp32 time / bf16-autocast time of a 64-channel 3×3 convolution on a 64×64 channels-last image
+    """fp32 time / bf16-autocast time of a 64-channel 3×3 convolution on a 128×128 channels-last image
     (the shape of the shipped networks' layers): the best of `rounds` interleaved timings of each, after
-    one untimed call of each that lets oneDNN choose its kernels."""
+    one untimed call of each that lets oneDNN choose its kernels. The image is large enough (about 6 ms
+    per fp32 call on 2 cores) that waking sleeping OpenMP threads (`OMP_WAIT_POLICY=PASSIVE`, which the
+    `vidgen` command sets) does not hide the speed-up: on a 64×64 image it read 1.29–1.50 where the
+    networks run 1.6–2× faster in bf16, straddling `BF16_MIN_SPEEDUP`."""
     layer = torch.nn.Conv2d(64, 64, 3, padding=1)
-    image = torch.rand(1, 64, 64, 64).contiguous(memory_format=torch.channels_last)
+    image = torch.rand(1, 64, 128, 128).contiguous(memory_format=torch.channels_last)
 
     def seconds(dtype: torch.dtype) -> float:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
