@@ -4,8 +4,9 @@ glibc hands every allocation above its mmap threshold (at most 32 MB) to the ker
 on free, so each new feature map of a video frame (a 64-channel fp32 map of 640×360 is 59 MB) costs
 page faults: on a 2-core CPU that was 25 % of an SR forward pass. The PyTorch CPU tuning guides swap
 in jemalloc or tcmalloc for this; `keep_freed_memory` gets the same reuse from glibc itself. The
-process keeps its peak memory instead of returning it, which suits a streaming job whose groups all
-have the same shape. The `vidgen` command calls it; a library user may call it once at start-up.
+process keeps what it has used instead of returning it (a loop of one 64 MB tensor settled at five
+blocks' worth, then reused them), which suits a streaming job whose groups all have the same shape.
+The `vidgen` command calls it; a library user may call it once at start-up.
 """
 
 from __future__ import annotations
