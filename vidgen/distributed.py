@@ -151,7 +151,10 @@ class ChainWorker:
                  strict: bool = False) -> None:
         import torch  # here, so `vidgen.resume` can import this module without torch for plain re-encodes
 
+        from vidgen.allocator import keep_freed_memory
+
         torch.set_num_threads(max(1, threads))
+        keep_freed_memory()  # a worker process is vidgen's own, like the `vidgen` command's
         self.processors = spec.build()
         self.encode = encode
         self.device = device
