@@ -278,3 +278,14 @@ def test_an_encoder_that_cannot_open_is_one_line_naming_its_options(clip: Path, 
                                           r"\(Invalid argument\)$"):
         vidgen.run(clip, tmp_path / "out.mp4", encode=settings)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_a_ctrl_c_python_dropped_still_stops_the_run(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    engine.INTERRUPT_REQUESTED.set()  # what the `vidgen` command's handler leaves when the exception was lost
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            engine.run(clip, out, [])
+    finally:
+        engine.INTERRUPT_REQUESTED.clear()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [clip.name]

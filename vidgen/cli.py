@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -18,6 +19,7 @@ from click.core import ParameterSource
 from vidgen.allocator import keep_freed_memory
 from vidgen.bench import FrameSize
 from vidgen.errors import VidgenError
+from vidgen.engine import INTERRUPT_REQUESTED
 from vidgen.mediaio import VIDEO_FILES, MediaIO
 from vidgen.plugins import (RunOption, default_plugin_manager, get_processor_class, processors, registered_commands,
                             run_options)
@@ -464,6 +466,12 @@ class EchoHandler(logging.Handler):
         click.echo(self.format(record), err=True)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C: Python's KeyboardInterrupt, remembered for the engine in case Python drops it."""
+    INTERRUPT_REQUESTED.set()
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Entry point: one-line errors and exit codes instead of tracebacks."""
     logger = logging.getLogger("vidgen")
@@ -474,6 +482,8 @@ def main() -> None:
     # Set before torch is first imported (plugins load lazily); set OMP_WAIT_POLICY yourself to override.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     keep_freed_memory()
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when Ctrl-C is ignored
+        signal.signal(signal.SIGINT, _interrupt)
     debug = bool(os.environ.get("VIDGEN_DEBUG"))
     try:
         default_plugin_manager().hook.vidgen_register_commands(cli=cli)

@@ -25,6 +25,15 @@ if TYPE_CHECKING:
 
 QUEUE_FRAMES = 16
 _DONE = object()
+# Set by the `vidgen` command's Ctrl-C handler. Python drops a KeyboardInterrupt raised inside a callback
+# (a weak-reference callback of the import machinery, say), so `run` also checks this between frames and
+# before it commits the output: a swallowed Ctrl-C still stops the run and leaves nothing behind.
+INTERRUPT_REQUESTED = threading.Event()
+
+
+def _raise_if_interrupted() -> None:
+    if INTERRUPT_REQUESTED.is_set():
+        raise KeyboardInterrupt
 
 
 @dataclass
@@ -204,6 +213,7 @@ def run(
         encoder.start()
         bar = _progress_bar(reader.estimated_frames, progress)
         for item in encodable_frames(decoded_frames(), processors, compute_device, reader.deep):
+            _raise_if_interrupted()
             _put(processed, item, stop, encoder)
             count += 1
             bar.update(1)
@@ -214,6 +224,7 @@ def run(
         bar.close()
         writer.close()
         writer = None
+        _raise_if_interrupted()
         io.commit(tmp, dst)
         for warning in reader.warnings():
             log(f"warning: {warning}")
