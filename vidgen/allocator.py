@@ -12,7 +12,6 @@ The `vidgen` command calls it; a library user may call it once at start-up.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import platform
 
 M_TRIM_THRESHOLD = -1
@@ -24,5 +23,5 @@ def keep_freed_memory() -> bool:
     """Serve large allocations from the reusable heap (glibc only); True where it took effect."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
-    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    libc = ctypes.CDLL(None)  # the process's own symbols, glibc's among them (find_library would run ldconfig)
     return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, NEVER_TRIM))

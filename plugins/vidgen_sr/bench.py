@@ -200,7 +200,6 @@ def bench_command(options: BenchOptions, frames: int, batch: int, peers: tuple[P
     click.echo(f"\nSpeed on {device.type} ({torch.get_num_threads()} threads), output {SPEED_OUTPUT[0]}x"
                f"{SPEED_OUTPUT[1]}, {frames} frames, batch {batch}, best of {SPEED_REPEATS} rounds over the networks; {options.rates.describe()}\n")
     rows: list[list[str] | SpeedRow] = []
-    networks: list[SpeedRow] = []
     for scale in SCALES:
         width, height = SPEED_OUTPUT[0] // scale, SPEED_OUTPUT[1] // scale
         lr = (np.random.default_rng(0).random((height, width, 3)) * 255).astype(np.uint8)
@@ -213,24 +212,22 @@ def bench_command(options: BenchOptions, frames: int, batch: int, peers: tuple[P
             processor = ready("srresnet", scale, device, precision, tile=tile, batch=batch, ensemble=ensemble)
             timed_frames = max(batch, frames // ensemble)  # the ensemble rows time fewer frames: each is N passes
             name = f"srresnet x{scale}" + (f", ensemble {ensemble}" if ensemble > 1 else "")
-            networks.append(SpeedRow(name, processor, width, height, timed_frames, precision, tile, ensemble))
-            rows.append(networks[-1])
+            rows.append(SpeedRow(name, processor, width, height, timed_frames, precision, tile, ensemble))
         if scale in shipped_scales("real"):  # the same network as srresnet x4, other weights: the same speed
             for precision in dict.fromkeys([dtype, torch.float32]):
                 processor = ready("real", scale, device, precision, batch=batch)
-                networks.append(SpeedRow(f"real x{scale}", processor, width, height, frames, precision))
-                rows.append(networks[-1])
+                rows.append(SpeedRow(f"real x{scale}", processor, width, height, frames, precision))
     for path, peer in peer_processors.items():
         width, height = SPEED_OUTPUT[0] // peer.scale, SPEED_OUTPUT[1] // peer.scale
         for precision in dict.fromkeys([dtype, torch.float32]):
             processor = ready("srresnet", 0, device, precision, weights=str(path), batch=batch)
             ran = precision if processor.upscaler.reduced_precision else torch.float32
-            networks.append(SpeedRow(f"{peer_names[path]} x{peer.scale}", processor, width, height, frames, ran))
-            rows.append(networks[-1])
-    rates = dict(zip(map(id, networks), frames_per_second(networks, batch)))
+            rows.append(SpeedRow(f"{peer_names[path]} x{peer.scale}", processor, width, height, frames, ran))
+    networks = [row for row in rows if isinstance(row, SpeedRow)]
+    rates = iter(frames_per_second(networks, batch))
     for index, row in enumerate(rows):
         if isinstance(row, SpeedRow):
-            fps = rates[id(row)]
+            fps = next(rates)
             flops = flops_per_frame(row.processor, row.width, row.height) * row.ensemble
             rows[index] = [row.name, f"{row.width}x{row.height}", str(row.precision).replace("torch.", ""),
                            row.tile or "-", f"{fps:.2f}", *options.speed_cells(flops, fps)]
