@@ -17,7 +17,7 @@ from vidgen_denoise.data import VideoCropPool, find_clips, through_h264, video_s
 from vidgen_denoise import processor as denoise_processor
 from vidgen_denoise.model import TemporalREDNet, TwoStageREDNet
 from vidgen_denoise.processor import aligned_stack, load_model
-from vidgen_denoise.train import training_loss
+from vidgen_denoise.train import grown, training_loss
 
 
 @pytest.fixture
@@ -42,6 +42,22 @@ def test_grown_network_starts_as_the_smaller_one() -> None:
     x = torch.rand(2, 10, 20, 28)
     assert torch.allclose(grown(x), small(x), atol=1e-6)
     assert sum(p.numel() for p in grown.parameters()) > sum(p.numel() for p in small.parameters())
+
+
+def test_init_from_a_larger_network_keeps_its_first_blocks(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    large = TemporalREDNet(frames=3, width=8, body_layers=1, quarter_blocks=3, half_blocks=1)
+    for block in [*large.quarter_refine, *large.half_refine]:
+        torch.nn.init.normal_(block.second.weight, std=0.05)  # blocks that change the output
+    save_weights(tmp_path / "large.safetensors", large.state_dict(), large.config())
+    pruned = TemporalREDNet(frames=3, width=8, body_layers=1, quarter_blocks=1, half_blocks=1)
+    grown(pruned, str(tmp_path / "large.safetensors"))
+    large = load_model(tmp_path / "large.safetensors")  # as stored (fp16)
+    large.quarter_refine = large.quarter_refine[:1]  # without its last two 1/4-resolution blocks
+    x = torch.rand(2, 10, 20, 28)
+    assert torch.allclose(pruned(x), large(x), atol=1e-6)
+    with pytest.raises(vidgen.VidgenError, match="not weights of this network"):
+        grown(TemporalREDNet(frames=3, width=16, body_layers=1), str(tmp_path / "large.safetensors"))
 
 
 def test_load_model_reads_the_residual_blocks(tmp_path: Path) -> None:

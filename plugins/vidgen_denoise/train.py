@@ -176,12 +176,29 @@ def video_validation_set(clips: dict[str, np.ndarray], frames: int, reject: floa
 
 
 def grown(model: TemporalREDNet | TwoStageREDNet, path: str) -> None:
-    """Load `path` into `model`; residual blocks the file lacks keep their identity start (a grown network)."""
+    """Load `path` into `model`: residual blocks the file lacks keep their identity start (a grown network),
+    and the file's residual blocks past the model's count are left out (a pruned network: each block adds a
+    correction to what the blocks before it computed, so the first ones are kept)."""
     tensors = load_weights(path)[0]
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    kept = {key: value for key, value in tensors.items() if not pruned_block(model, key)}
+    try:
+        missing, unexpected = model.load_state_dict(kept, strict=False)
+    except RuntimeError:  # tensors of other shapes
+        raise VidgenError(f"--init {path}: not weights of this network (other widths or frames)") from None
     if unexpected or any(not {"quarter_refine", "half_refine"} & set(key.split(".")) for key in missing):
         raise VidgenError(f"--init {path}: not weights of this network (missing {len(missing)}, "
                           f"unexpected {len(unexpected)} tensors)")
+
+
+def pruned_block(model: torch.nn.Module, key: str) -> bool:
+    """Whether the tensor named `key` belongs to a residual block past the count of `model`'s (a `quarter_refine`
+    or `half_refine` sequence)."""
+    parts = key.split(".")
+    for depth, part in enumerate(parts[:-1]):
+        if part in ("quarter_refine", "half_refine") and parts[depth + 1].isdigit():
+            owner = model.get_submodule(".".join(parts[:depth])) if depth else model
+            return int(parts[depth + 1]) >= len(getattr(owner, part))
+    return False
 
 
 @click.command("denoise")
@@ -225,8 +242,9 @@ def grown(model: TemporalREDNet | TwoStageREDNet, path: str) -> None:
               help="The processor's `reject` used to build the aligned training samples.")
 @click.option("--pool", type=int, default=4096, show_default=True, help="Video crops kept in memory.")
 @click.option("--init", "init_weights", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Start from these weights (same network, or one with fewer residual blocks: the new blocks "
-                   "start as the identity).")
+              help="Start from these weights: the same network, one with fewer residual blocks (the new blocks "
+                   "start as the identity) or one with more (the blocks past --quarter-blocks / --half-blocks are "
+                   "left out: a smaller, faster network fine-tuned from a larger one).")
 @click.option("--warmup", type=int, default=0, show_default=True,
               help="Steps of linear learning-rate warm-up (use a few hundred when fine-tuning with --init: Adam's "
                    "first full-size steps would undo much of what the weights learned).")
