@@ -15,7 +15,8 @@ from vidgen.processor import FrameGroup
 from vidgen.synth import camera_path, evaluation_photos
 from vidgen.weights import save_weights
 from vidgen_denoise.model import TemporalREDNet
-from vidgen_denoise.processor import ALIGN, SHIPPED_WEIGHTS, Denoise, load_model, reject_misaligned, tile_spans
+from vidgen_denoise.processor import (ALIGN, SHIPPED_WEIGHTS, Denoise, load_model, reject_misaligned, tile_spans,
+                                      warp_by_flow)
 
 
 
@@ -76,6 +77,17 @@ def test_alignment_warps_neighbours_onto_the_centre_frame(tiny_denoise_weights: 
         neighbours = denoise.network_inputs(group)[0, :15].view(5, 3, 128, 192)
         errors[align] = float((neighbours[[0, 4], :, 8:-8, 8:-8] - clip[2, :, 8:-8, 8:-8]).abs().mean())
     assert errors[True] < 0.3 * errors[False]  # measured 0.036 vs 0.263 for the outer neighbours
+
+
+def test_warp_samples_where_the_flow_points_bilinearly_with_edges_repeated() -> None:
+    frame = torch.rand(3, 20, 30, generator=torch.Generator().manual_seed(0))
+    flow = np.zeros((20, 30, 2), np.float32)
+    flow[..., 0], flow[..., 1] = 2.0, 0.5  # two pixels right, half a pixel down
+    warped = warp_by_flow(frame, flow)
+    between_rows = (frame[:, :-1] + frame[:, 1:]) / 2
+    assert torch.allclose(warped[:, :19, :28], between_rows[:, :, 2:], atol=1e-5)
+    assert torch.allclose(warped[:, :19, 28:], between_rows[:, :, -1:].expand(3, 19, 2), atol=1e-5)  # past the edge
+    assert torch.allclose(warped[:, 19, :28], frame[:, 19, 2:], atol=1e-5)
 
 
 def test_misaligned_neighbour_pixels_are_replaced_by_the_centre_frame() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 
@@ -50,10 +52,17 @@ def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Sample `image` at `x + flow(x)` (backward warping), float32."""
     import cv2
 
-    h, w = flow.shape[:2]
-    grid = np.stack(np.meshgrid(np.arange(w), np.arange(h)), -1).astype(np.float32) + flow
-    return cv2.remap(image.astype(np.float32), grid[..., 0], grid[..., 1], cv2.INTER_LINEAR,
+    grid = pixel_coordinates(*flow.shape[:2]) + flow
+    return cv2.remap(image.astype(np.float32, copy=False), grid[..., 0], grid[..., 1], cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REPLICATE)
+
+
+@functools.lru_cache(maxsize=8)
+def pixel_coordinates(height: int, width: int) -> np.ndarray:
+    """`(height, width, 2)` float32 (x, y) of every pixel (read-only: shared between calls)."""
+    grid = np.stack(np.meshgrid(np.arange(width), np.arange(height)), -1).astype(np.float32)
+    grid.flags.writeable = False
+    return grid
 
 
 def warping_error(outputs: np.ndarray, reference: np.ndarray) -> float:

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from vidgen import FrameGroup, Option, Processor, ProcessorContext, VidgenError
+from vidgen.metrics import warp
 from vidgen.weights import load_spandrel_image_model, load_weights
 from vidgen_denoise.model import TemporalREDNet, TwoStageREDNet, triplet_windows
 
@@ -84,22 +85,19 @@ def flow_luma(frame: torch.Tensor) -> np.ndarray:
     return cv2.GaussianBlur(grey, (0, 0), 1.5)
 
 
-def flow_to_neighbour(centre: np.ndarray, neighbour: np.ndarray) -> torch.Tensor:
-    """DIS optical flow `(H, W, 2)` from the centre frame to a neighbour, given their `flow_luma`."""
+def flow_to_neighbour(centre: np.ndarray, neighbour: np.ndarray) -> np.ndarray:
+    """DIS optical flow `(H, W, 2)` float32 from the centre frame to a neighbour, given their `flow_luma`."""
     import cv2
 
-    return torch.from_numpy(cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST).calc(centre, neighbour, None))
+    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST).calc(centre, neighbour, None)
 
 
-def warp_by_flow(frame: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """Sample `frame` `(3, H, W)` at `x + flow(x)`: the neighbour seen from the centre frame's pixel grid."""
-    height, width = frame.shape[-2:]
-    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
-    flow = flow.to(frame.device)
-    grid = torch.stack([(xs.to(frame.device) + flow[..., 0]) / max(width - 1, 1),
-                        (ys.to(frame.device) + flow[..., 1]) / max(height - 1, 1)], -1) * 2 - 1
-    return torch.nn.functional.grid_sample(frame[None].float(), grid[None], mode="bilinear",
-                                           padding_mode="border", align_corners=True)[0]
+def warp_by_flow(frame: torch.Tensor, flow: np.ndarray) -> torch.Tensor:
+    """Sample `frame` `(3, H, W)` at `x + flow(x)` (bilinear, edges repeated): the neighbour seen from the centre
+    frame's pixel grid. With OpenCV on the CPU, like the flow (2.5× faster than torch's `grid_sample` there, which
+    it equals to 2e-5)."""
+    picture = np.ascontiguousarray(frame.float().permute(1, 2, 0).cpu().numpy())
+    return torch.from_numpy(warp(picture, flow)).permute(2, 0, 1).to(frame.device)
 
 
 def reject_misaligned(centre: torch.Tensor, warped: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -117,9 +115,10 @@ def reject_misaligned(centre: torch.Tensor, warped: torch.Tensor, threshold: flo
     difference = (warped.float() - centre.float()).mean(0).cpu().numpy()
     window = np.ones((5, 5), np.uint8)
     sums = cv2.boxFilter(difference, -1, (5, 5), normalize=False, borderType=cv2.BORDER_CONSTANT)
-    smooth = torch.from_numpy(np.abs(sums / pixels_in_window(*difference.shape)))
-    spread = 1.4826 * smooth.median().clamp_min(1e-3)
-    bad = cv2.dilate((smooth > threshold * spread).numpy().astype(np.uint8), window)
+    smooth = np.abs(sums / pixels_in_window(*difference.shape))
+    middle = (smooth.size - 1) // 2  # the lower median, as torch's: a partition is 3x faster than its sort
+    spread = 1.4826 * max(float(np.partition(smooth, middle, axis=None)[middle]), 1e-3)
+    bad = cv2.dilate((smooth > threshold * spread).astype(np.uint8), window)
     return torch.where(torch.from_numpy(bad.astype(bool)).to(centre.device), centre, warped)
 
 
