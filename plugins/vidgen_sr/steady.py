@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from vidgen.metrics import pixel_coordinates
+
 MIN_FLOW_SIZE = 16  # smaller inputs are not steadied (DIS optical flow needs at least 12 pixels)
 AGREEMENT = 0.3  # luma difference (0-1 scale) beyond which the moved previous frame is not used at all
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601 weights
@@ -15,11 +17,6 @@ def luma(frame: torch.Tensor) -> np.ndarray:
     """`(3, h, w)` float in [0, 1] → `(h, w)` uint8 luma for OpenCV's optical flow."""
     rgb = frame.detach().float().permute(1, 2, 0).cpu().numpy()
     return np.clip(np.rint(rgb @ LUMA * 255), 0, 255).astype(np.uint8)
-
-
-def pixel_grid(height: int, width: int) -> np.ndarray:
-    """`(height, width, 2)` float32 (x, y) coordinates of every pixel."""
-    return np.indices((height, width), dtype=np.float32)[::-1].transpose(1, 2, 0).copy()
 
 
 def consistent_flow(current: np.ndarray, previous: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -32,7 +29,7 @@ def consistent_flow(current: np.ndarray, previous: np.ndarray) -> tuple[np.ndarr
     backward = dis.calc(current, previous, None)
     forward = dis.calc(previous, current, None)
     height, width = current.shape
-    grid = pixel_grid(height, width) + backward
+    grid = pixel_coordinates(height, width) + backward
     forward_at_source = cv2.remap(forward, grid[..., 0], grid[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     round_trip = np.sum((backward + forward_at_source) ** 2, -1)
     bound = 0.01 * (np.sum(backward**2, -1) + np.sum(forward_at_source**2, -1)) + 0.5
@@ -48,7 +45,6 @@ class Steadier:
 
     def __init__(self, weight: float, scale: int) -> None:
         self.weight, self.scale = weight, scale
-        self.grid = np.empty((0, 0, 2), np.float32)
         self.reset()
 
     def reset(self) -> None:
@@ -65,9 +61,7 @@ class Steadier:
         if min(inputs.shape[-2:]) < MIN_FLOW_SIZE:
             return upscaled
         height, width = upscaled.shape[-2:]
-        if self.grid.shape[:2] != (height, width):  # the output's pixel coordinates, made once per frame size
-            self.grid = pixel_grid(height, width)
-        grid = self.grid
+        grid = pixel_coordinates(height, width)  # cached per frame size
         results = upscaled.detach().float().permute(0, 2, 3, 1).cpu().numpy().copy()  # (N, H, W, 3), written in place
         for frame, output in zip(inputs, results):
             current = luma(frame)
