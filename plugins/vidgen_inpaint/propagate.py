@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vidgen.metrics import pixel_coordinates
 from vidgen_inpaint.masks import dilate
 
 HOMOGRAPHY_SHARE = 0.6  # inlier share of the ring above which a homography models the hole's motion
@@ -139,10 +140,6 @@ def complete_flow(flow: np.ndarray, hole: np.ndarray, margin: int = 3, ring_widt
     return smooth_fill(flow, grown)
 
 
-def _grid(height: int, width: int) -> np.ndarray:
-    return np.stack(np.meshgrid(np.arange(width), np.arange(height)), -1).astype(np.float32)
-
-
 def _remap(image: np.ndarray, where: np.ndarray, nearest: bool = False, border: float | None = None) -> np.ndarray:
     """Sample `image` at the points `where` `(H, W, 2)` (bilinear or nearest; replicate or constant border)."""
     import cv2
@@ -162,7 +159,7 @@ def _follow_anchors(anchor_index: np.ndarray, anchor_xy: np.ndarray, where: np.n
     two anchors' coordinates across a seam would point nowhere, and taking a neighbour's point unshifted
     would be off by up to a pixel in every frame."""
     index = _remap(anchor_index.astype(np.float32), where, nearest=True).astype(np.int32)
-    offset = anchor_xy - _grid(*anchor_index.shape)
+    offset = anchor_xy - pixel_coordinates(*anchor_index.shape)
     xy = np.zeros(where.shape, np.float32)
     for anchor in np.unique(index[use]):
         same = (anchor_index == anchor).astype(np.float32)
@@ -178,7 +175,7 @@ def forward_backward_check(forward: np.ndarray, backward: np.ndarray) -> tuple[n
     inside the other frame and consistent with the `backward` flow (Sundaram et al. 2010: the round trip
     returns to within 0.01 of the squared motion + 0.5 px²)."""
     height, width = forward.shape[:2]
-    where = _grid(height, width) + forward
+    where = pixel_coordinates(height, width) + forward
     inside = (where[..., 0] >= 0) & (where[..., 0] <= width - 1) & (where[..., 1] >= 0) & (where[..., 1] <= height - 1)
     back = _remap(backward, where)
     round_trip = ((forward + back) ** 2).sum(-1)
@@ -241,7 +238,7 @@ class StreamPropagator:
         out = current.frame.copy()
         seen = np.full((height, width), float(t), np.float32)
         anchor_index = np.full((height, width), t, np.int32)
-        anchor_xy = _grid(height, width)
+        anchor_xy = pixel_coordinates(height, width).copy()  # updated in place below
         carry_index = np.full((height, width), -1, np.int32)
         carry_xy = anchor_xy.copy()
         distance = np.full((height, width), np.inf, np.float32)
