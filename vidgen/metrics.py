@@ -53,7 +53,7 @@ def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     import cv2
 
     grid = pixel_coordinates(*flow.shape[:2]) + flow
-    return cv2.remap(image.astype(np.float32, copy=False), grid[..., 0], grid[..., 1], cv2.INTER_LINEAR,
+    return cv2.remap(image.astype(np.float32, copy=False), grid, None, cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REPLICATE)
 
 

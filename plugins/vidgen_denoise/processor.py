@@ -9,7 +9,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from vidgen import FrameGroup, Option, Processor, ProcessorContext, VidgenError
 from vidgen.metrics import warp
@@ -76,13 +75,15 @@ def load_spandrel_denoiser(tensors: dict[str, torch.Tensor], path: str | Path,
     return descriptor
 
 
-def flow_luma(frame: torch.Tensor) -> np.ndarray:
-    """`(H, W)` uint8 blurred luma of a `(3, H, W)` noisy frame, what the flow is computed on (blurred so that
-    noise does not steer it)."""
+CHANNEL_MEAN = np.full((1, 3), 1 / 3, np.float32)  # `cv2.transform` matrix: `(H, W, 3)` → the channel mean `(H, W)`
+
+
+def flow_luma(picture: np.ndarray) -> np.ndarray:
+    """`(H, W)` uint8 blurred luma of a noisy `(H, W, 3)` float32 picture in [0, 1], what the flow is computed on
+    (blurred so that noise does not steer it)."""
     import cv2
 
-    grey = (frame.float().mean(0) * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
-    return cv2.GaussianBlur(grey, (0, 0), 1.5)
+    return cv2.GaussianBlur(cv2.convertScaleAbs(cv2.transform(picture, 255 * CHANNEL_MEAN)), (0, 0), 1.5)
 
 
 def flow_to_neighbour(centre: np.ndarray, neighbour: np.ndarray) -> np.ndarray:
@@ -92,34 +93,27 @@ def flow_to_neighbour(centre: np.ndarray, neighbour: np.ndarray) -> np.ndarray:
     return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST).calc(centre, neighbour, None)
 
 
-def warp_by_flow(frame: torch.Tensor, flow: np.ndarray) -> torch.Tensor:
-    """Sample `frame` `(3, H, W)` at `x + flow(x)` (bilinear, edges repeated): the neighbour seen from the centre
-    frame's pixel grid. With OpenCV on the CPU, like the flow (2.5× faster than torch's `grid_sample` there, which
-    it equals to 2e-5)."""
-    picture = np.ascontiguousarray(frame.float().permute(1, 2, 0).cpu().numpy())
-    return torch.from_numpy(warp(picture, flow)).permute(2, 0, 1).to(frame.device)
-
-
-def reject_misaligned(centre: torch.Tensor, warped: torch.Tensor, threshold: float) -> torch.Tensor:
-    """`warped` `(3, H, W)` with the pixels where it disagrees with `centre` replaced by `centre`'s.
+def reject_misaligned(centre: np.ndarray, warped: np.ndarray, threshold: float) -> np.ndarray:
+    """`warped` `(H, W, 3)` float32, with the pixels where it disagrees with `centre` replaced by `centre`'s (in
+    place).
 
     Where optical flow failed (occlusions, content entering the frame, fast zooms) the aligned neighbour
     shows other content; there the network is given the centre frame itself, as in per-frame mode.
     Disagreement: the 5×5 box-filtered luma difference (averaged over the window's pixels inside the frame)
     beyond `threshold` robust standard deviations (median absolute deviation) of that difference over the
-    frame; the mask is widened by 2 pixels. The mask is computed with OpenCV on the CPU (4× faster there than
-    torch's pooling), like the flow.
+    frame; the mask is widened by 2 pixels. With OpenCV on the CPU, like the flow.
     """
     import cv2
 
-    difference = (warped.float() - centre.float()).mean(0).cpu().numpy()
+    difference = cv2.transform(warped - centre, CHANNEL_MEAN)
     window = np.ones((5, 5), np.uint8)
     sums = cv2.boxFilter(difference, -1, (5, 5), normalize=False, borderType=cv2.BORDER_CONSTANT)
     smooth = np.abs(sums / pixels_in_window(*difference.shape))
     middle = (smooth.size - 1) // 2  # the lower median, as torch's: a partition is 3x faster than its sort
     spread = 1.4826 * max(float(np.partition(smooth, middle, axis=None)[middle]), 1e-3)
     bad = cv2.dilate((smooth > threshold * spread).astype(np.uint8), window)
-    return torch.where(torch.from_numpy(bad.astype(bool)).to(centre.device), centre, warped)
+    np.copyto(warped, centre, where=bad[..., None].astype(bool))
+    return warped
 
 
 @functools.lru_cache(maxsize=8)
@@ -131,30 +125,38 @@ def pixels_in_window(height: int, width: int) -> np.ndarray:
                          borderType=cv2.BORDER_CONSTANT)
 
 
-def aligned_stack(frames: torch.Tensor, centre: int, chosen: list[int], reject: float,
-                  lumas: dict[int, np.ndarray] | None = None) -> torch.Tensor:
-    """`(K, 3, H, W)`: `frames[chosen]` (noisy `(T, 3, H, W)`) each warped onto `frames[centre]` with DIS flow,
-    with the pixels where the warp disagrees with the centre frame replaced by it (`reject` robust standard
-    deviations; 0 = keep all). Frames smaller than `MIN_FLOW_SIZE` are not warped. `lumas` memoises each
-    frame's `flow_luma` across calls on the same frames. Training builds its samples with this function too,
-    so the network learns from the processor's own alignment failures."""
-    if min(frames.shape[-2:]) < MIN_FLOW_SIZE:
-        return frames[chosen]
+def aligned_neighbours(pictures: np.ndarray, centre: int, chosen: list[int], reject: float,
+                       lumas: dict[int, np.ndarray] | None = None) -> list[np.ndarray]:
+    """`pictures[chosen]` (noisy `(T, H, W, 3)` float32 in [0, 1]) each warped onto `pictures[centre]` with DIS
+    flow, with the pixels where the warp disagrees with the centre frame replaced by it (`reject` robust standard
+    deviations; 0 = keep all): K `(H, W, 3)` float32 arrays (the centre frame itself where it is chosen). Frames
+    smaller than `MIN_FLOW_SIZE` are not warped. `lumas` memoises each frame's `flow_luma` across calls on the
+    same frames."""
+    if min(pictures.shape[1:3]) < MIN_FLOW_SIZE:
+        return [pictures[index] for index in chosen]
     lumas = {} if lumas is None else lumas
 
     def luma(index: int) -> np.ndarray:
         if index not in lumas:
-            lumas[index] = flow_luma(frames[index])
+            lumas[index] = flow_luma(pictures[index])
         return lumas[index]
 
-    stack = []
+    aligned = []
     for index in chosen:
         if index == centre:
-            stack.append(frames[centre])
+            aligned.append(pictures[centre])
             continue
-        warped = warp_by_flow(frames[index], flow_to_neighbour(luma(centre), luma(index)))
-        stack.append(reject_misaligned(frames[centre], warped, reject) if reject else warped)
-    return torch.stack(stack)
+        warped = warp(pictures[index], flow_to_neighbour(luma(centre), luma(index)))
+        aligned.append(reject_misaligned(pictures[centre], warped, reject) if reject else warped)
+    return aligned
+
+
+def aligned_stack(frames: torch.Tensor, centre: int, chosen: list[int], reject: float) -> torch.Tensor:
+    """`(K, 3, H, W)`: `aligned_neighbours` of noisy `(T, 3, H, W)` frames. Training builds its samples with it,
+    so the network learns from the processor's own alignment failures."""
+    pictures = np.ascontiguousarray(frames.float().permute(0, 2, 3, 1).cpu().numpy())
+    aligned = aligned_neighbours(pictures, centre, chosen, reject)
+    return torch.from_numpy(np.stack(aligned)).permute(0, 3, 1, 2).to(frames.device)
 
 
 def tile_spans(length: int, tile: int) -> list[tuple[int, int]]:
@@ -234,14 +236,18 @@ class Denoise(Processor):
         inputs = torch.empty(len(chosen_frames), 3 * self.model.frames + 1, *group.frames.shape[-2:],
                              dtype=group.frames.dtype, device=group.frames.device, memory_format=torch.channels_last)
         inputs[:, -1] = self.settings.sigma / 255
-        lumas: dict[int, np.ndarray] = {}
-        for row, chosen in zip(inputs, chosen_frames):
+        pixels = inputs.permute(0, 2, 3, 1)  # (N, H, W, 3K + 1): the buffer's memory order
+        if align:
+            pictures = np.ascontiguousarray(group.frames.float().permute(0, 2, 3, 1).cpu().numpy())
+            lumas: dict[int, np.ndarray] = {}
+        for row, chosen in zip(pixels, chosen_frames):
             if align:
-                stack = aligned_stack(group.frames, chosen[len(chosen) // 2], chosen, self.settings.reject, lumas)
+                aligned = aligned_neighbours(pictures, chosen[len(chosen) // 2], chosen, self.settings.reject, lumas)
+                for slot, picture in enumerate(aligned):
+                    row[..., 3 * slot:3 * slot + 3] = torch.from_numpy(picture)
             else:
-                stack = [group.frames[index] for index in chosen]
-            for slot, frame in enumerate(stack):
-                row[3 * slot:3 * slot + 3] = frame
+                for slot, index in enumerate(chosen):
+                    row[..., 3 * slot:3 * slot + 3] = group.frames[index].permute(1, 2, 0)
         return inputs
 
     def two_stage(self, group: FrameGroup) -> torch.Tensor:
