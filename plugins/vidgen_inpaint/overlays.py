@@ -107,8 +107,20 @@ def steady_outlined_areas(gray: np.ndarray, edges: np.ndarray, settings: Overlay
     return accepted
 
 
+def _mergeable(a: tuple[int, int, int, int], b: tuple[int, int, int, int], gap_x: int, gap_y: int) -> bool:
+    """Whether boxes `(x0, y0, x1, y1)` belong to one overlay: they overlap or lie within `gap_x` / `gap_y`
+    pixels of each other, or they are bands of one panel: as wide as each other (90 % overlap across) and no
+    further apart than their heights added (a ticker's bar above and below its scrolling text, which is never
+    steady and whose edges move)."""
+    if a[0] - gap_x <= b[2] and b[0] - gap_x <= a[2] and a[1] - gap_y <= b[3] and b[1] - gap_y <= a[3]:
+        return True
+    across = min(a[2], b[2]) - max(a[0], b[0])
+    apart = max(a[1], b[1]) - min(a[3], b[3])
+    return across >= 0.9 * min(a[2] - a[0], b[2] - b[0]) and apart <= (a[3] - a[1]) + (b[3] - b[1])
+
+
 def _merge_boxes(boxes: list[tuple[int, int, int, int]], gap_x: int, gap_y: int) -> list[tuple[int, int, int, int]]:
-    """Union of boxes `(x0, y0, x1, y1)` that overlap or lie within `gap_x` / `gap_y` pixels of each other."""
+    """Union of boxes `(x0, y0, x1, y1)` that are `_mergeable`, until none are."""
     merged = list(boxes)
     changed = True
     while changed:
@@ -116,7 +128,7 @@ def _merge_boxes(boxes: list[tuple[int, int, int, int]], gap_x: int, gap_y: int)
         for i in range(len(merged)):
             for j in range(i + 1, len(merged)):
                 a, b = merged[i], merged[j]
-                if a[0] - gap_x <= b[2] and b[0] - gap_x <= a[2] and a[1] - gap_y <= b[3] and b[1] - gap_y <= a[3]:
+                if _mergeable(a, b, gap_x, gap_y):
                     merged[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
                     del merged[j]
                     changed = True
