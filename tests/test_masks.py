@@ -152,3 +152,19 @@ def test_mask_bad_input_is_one_line_and_writes_nothing(cli, tmp_path, square_cli
     code, _, err = cli("mask", still, "--overlays", "-o", tmp_path / "d.png")
     assert code != 0 and "barely moves" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exists.png", "square.mp4", "still.mp4"]
+
+
+def test_a_ticker_whose_text_fills_its_middle_rows_is_found_whole():
+    """The scrolling text of a ticker is neither steady nor a static edge: the bar above and below it are one
+    overlay (OpenCV 5.1 draws the ticker's text so that nothing bridges the text rows)."""
+    frames = panning_texture(32, WIDTH, HEIGHT, step=4)
+    rng = np.random.default_rng(3)
+    glyphs = np.repeat(rng.random((1, 400)) < 0.5, 3, 1) * 230.0  # blocky 'text', 3 px per glyph column
+    before = frames.copy()
+    for t, frame in enumerate(frames):
+        bar = np.full((16, WIDTH, 3), (15, 15, 40), np.float32)
+        bar[4:12] += glyphs[:, 4 * t:4 * t + WIDTH, None]  # 8 text rows scrolling 4 px per frame
+        frame[156:172] = np.clip(0.1 * frame[156:172] + 0.9 * bar, 0, 255).astype(np.uint8)
+    assert (before != frames).any(axis=(0, 3))[156:172].all()
+    coverage, area = coverage_and_area(frames, [(0, 156, WIDTH, 16)])
+    assert coverage >= 0.9 and area <= 2.0, (coverage, area)
