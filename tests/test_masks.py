@@ -12,7 +12,7 @@ import vidgen
 from clips import write_clip
 from vidgen_inpaint.burn import burn_logo, burn_score_panel, burn_ticker, burn_timestamp, panning_texture
 from vidgen_inpaint.masks import MaskSource
-from vidgen_inpaint.overlays import find_overlays, overlay_mask
+from vidgen_inpaint.overlays import _mergeable, find_overlays, overlay_mask
 from vidgen_inpaint.tracking import FlowBoxTracker, box_iou, track
 
 WIDTH, HEIGHT = 320, 180
@@ -168,3 +168,14 @@ def test_a_ticker_whose_text_fills_its_middle_rows_is_found_whole():
     assert (before != frames).any(axis=(0, 3))[156:172].all()
     coverage, area = coverage_and_area(frames, [(0, 156, WIDTH, 16)])
     assert coverage >= 0.9 and area <= 2.0, (coverage, area)
+
+
+def test_only_bands_of_the_same_columns_close_together_merge_across_a_gap():
+    """The band rule joins a ticker's bar above and below its text and nothing else: a narrower box (a logo
+    over a full-width band, as on DAVIS camel) or a band further away than the thinner band's height stays apart
+    (a first, looser rule marked 10x a ticker's area on DAVIS goat and lost the logo on camel)."""
+    top, bottom = (0, 161, 320, 166), (0, 171, 320, 177)  # OpenCV 5.1's ticker: bar rows above and below the text
+    assert _mergeable(top, bottom, 8, 4)
+    assert not _mergeable((260, 120, 290, 150), bottom, 8, 4)  # a logo box 21 rows above the band: far, narrower
+    assert not _mergeable((0, 100, 300, 155), bottom, 8, 4)  # a tall region 16 rows above: further than 6 rows
+    assert not _mergeable((0, 161, 200, 166), bottom, 8, 4)  # other columns

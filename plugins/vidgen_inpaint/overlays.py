@@ -109,14 +109,14 @@ def steady_outlined_areas(gray: np.ndarray, edges: np.ndarray, settings: Overlay
 
 def _mergeable(a: tuple[int, int, int, int], b: tuple[int, int, int, int], gap_x: int, gap_y: int) -> bool:
     """Whether boxes `(x0, y0, x1, y1)` belong to one overlay: they overlap or lie within `gap_x` / `gap_y`
-    pixels of each other, or they are bands of one panel: as wide as each other (90 % overlap across) and no
-    further apart than their heights added (a ticker's bar above and below its scrolling text, which is never
-    steady and whose edges move)."""
+    pixels of each other, or they are bands of one panel: the same columns (each overlapping 90 % of the wider)
+    and no further apart than the thinner is high (a ticker's bar above and below its scrolling text, which is
+    never steady and whose edges move)."""
     if a[0] - gap_x <= b[2] and b[0] - gap_x <= a[2] and a[1] - gap_y <= b[3] and b[1] - gap_y <= a[3]:
         return True
     across = min(a[2], b[2]) - max(a[0], b[0])
     apart = max(a[1], b[1]) - min(a[3], b[3])
-    return across >= 0.9 * min(a[2] - a[0], b[2] - b[0]) and apart <= (a[3] - a[1]) + (b[3] - b[1])
+    return across >= 0.9 * max(a[2] - a[0], b[2] - b[0]) and apart <= min(a[3] - a[1], b[3] - b[1])
 
 
 def _merge_boxes(boxes: list[tuple[int, int, int, int]], gap_x: int, gap_y: int) -> list[tuple[int, int, int, int]]:
