@@ -65,6 +65,19 @@ def pixel_coordinates(height: int, width: int) -> np.ndarray:
     return grid
 
 
+def flow_round_trip(forward: np.ndarray, backward: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where `forward` flow `(H, W, 2)` lands `(H, W, 2)`, whether that point is inside the frame `(H, W)` bool, and
+    whether the round trip through `backward` returns to within 0.01 of the squared motion + 0.5 px² `(H, W)` bool
+    (Sundaram et al. 2010; the occlusion check of Lai et al. 2018)."""
+    height, width = forward.shape[:2]
+    where = pixel_coordinates(height, width) + forward
+    inside = (where[..., 0] >= 0) & (where[..., 0] <= width - 1) & (where[..., 1] >= 0) & (where[..., 1] <= height - 1)
+    back = warp(backward, forward)
+    round_trip = np.sum((forward + back) ** 2, -1)
+    consistent = round_trip <= 0.01 * (np.sum(forward**2, -1) + np.sum(back**2, -1)) + 0.5
+    return where, inside, consistent
+
+
 def warping_error(outputs: np.ndarray, reference: np.ndarray) -> float:
     """Temporal warping error (Lai et al. 2018) of `(T, H, W, 3)` uint8 `outputs`.
 
@@ -76,10 +89,7 @@ def warping_error(outputs: np.ndarray, reference: np.ndarray) -> float:
     for t in range(1, len(outputs)):
         forward = _flow(reference[t - 1], reference[t])  # t-1 → t
         backward = _flow(reference[t], reference[t - 1])
-        back_at_prev = warp(backward, forward)
-        lhs = np.sum((forward + back_at_prev) ** 2, -1)
-        rhs = 0.01 * (np.sum(forward**2, -1) + np.sum(back_at_prev**2, -1)) + 0.5
-        valid = lhs <= rhs
+        _, _, valid = flow_round_trip(forward, backward)
         warped = warp(outputs[t], forward) / 255.0
         diff = np.sum((warped - outputs[t - 1] / 255.0) ** 2, -1)
         if valid.any():

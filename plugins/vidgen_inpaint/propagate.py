@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vidgen.metrics import pixel_coordinates
+from vidgen.metrics import flow_round_trip, pixel_coordinates
 from vidgen_inpaint.masks import dilate
 
 HOMOGRAPHY_SHARE = 0.6  # inlier share of the ring above which a homography models the hole's motion
@@ -172,14 +172,8 @@ def _follow_anchors(anchor_index: np.ndarray, anchor_xy: np.ndarray, where: np.n
 
 def forward_backward_check(forward: np.ndarray, backward: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Landing points `(H, W, 2)` of `forward` flow `(H, W, 2)` and where the mapping can be trusted `(H, W)`:
-    inside the other frame and consistent with the `backward` flow (Sundaram et al. 2010: the round trip
-    returns to within 0.01 of the squared motion + 0.5 px²)."""
-    height, width = forward.shape[:2]
-    where = pixel_coordinates(height, width) + forward
-    inside = (where[..., 0] >= 0) & (where[..., 0] <= width - 1) & (where[..., 1] >= 0) & (where[..., 1] <= height - 1)
-    back = _remap(backward, where)
-    round_trip = ((forward + back) ** 2).sum(-1)
-    consistent = round_trip <= 0.01 * ((forward ** 2).sum(-1) + (back ** 2).sum(-1)) + 0.5
+    inside the other frame and consistent with the `backward` flow (`vidgen.metrics.flow_round_trip`)."""
+    where, inside, consistent = flow_round_trip(forward, backward)
     return where, inside & consistent
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vidgen.metrics import pixel_coordinates
+from vidgen.metrics import flow_round_trip, pixel_coordinates
 
 MIN_FLOW_SIZE = 16  # smaller inputs are not steadied (DIS optical flow needs at least 12 pixels)
 AGREEMENT = 0.3  # luma difference (0-1 scale) beyond which the moved previous frame is not used at all
@@ -28,13 +28,8 @@ def consistent_flow(current: np.ndarray, previous: np.ndarray) -> tuple[np.ndarr
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     backward = dis.calc(current, previous, None)
     forward = dis.calc(previous, current, None)
-    height, width = current.shape
-    grid = pixel_coordinates(height, width) + backward
-    forward_at_source = cv2.remap(forward, grid[..., 0], grid[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    round_trip = np.sum((backward + forward_at_source) ** 2, -1)
-    bound = 0.01 * (np.sum(backward**2, -1) + np.sum(forward_at_source**2, -1)) + 0.5
-    inside = (grid[..., 0] >= 0) & (grid[..., 0] <= width - 1) & (grid[..., 1] >= 0) & (grid[..., 1] <= height - 1)
-    return backward, (round_trip <= bound) & inside
+    _, inside, consistent = flow_round_trip(backward, forward)
+    return backward, consistent & inside
 
 
 class Steadier:
