@@ -73,9 +73,14 @@ def flow_round_trip(forward: np.ndarray, backward: np.ndarray) -> tuple[np.ndarr
     where = pixel_coordinates(height, width) + forward
     inside = (where[..., 0] >= 0) & (where[..., 0] <= width - 1) & (where[..., 1] >= 0) & (where[..., 1] <= height - 1)
     back = warp(backward, forward)
-    round_trip = np.sum((forward + back) ** 2, -1)
-    consistent = round_trip <= 0.01 * (np.sum(forward**2, -1) + np.sum(back**2, -1)) + 0.5
+    round_trip = _squared_length(forward + back)
+    consistent = round_trip <= 0.01 * (_squared_length(forward) + _squared_length(back)) + 0.5
     return where, inside, consistent
+
+
+def _squared_length(vectors: np.ndarray) -> np.ndarray:
+    """`(H, W)` squared length of `(H, W, 2)` vectors (a sum over the short last axis is slow in NumPy)."""
+    return vectors[..., 0] ** 2 + vectors[..., 1] ** 2
 
 
 def warping_error(outputs: np.ndarray, reference: np.ndarray) -> float:
