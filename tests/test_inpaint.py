@@ -15,7 +15,7 @@ from vidgen.synth import camera_path, evaluation_photos
 from vidgen_inpaint.burn import panning_texture
 from vidgen_inpaint.masks import MaskSource, detect_static_overlay, parse_boxes
 from vidgen_inpaint.model import DEFAULT_WEIGHTS, Discriminator, Generator, init_weights, load_gan, save_gan
-from vidgen_inpaint.processor import plan_tiles
+from vidgen_inpaint.processor import SPECK_PIXELS, plan_tiles, without_specks
 from vidgen_inpaint.propagate import StreamPropagator, View, complete_flow, forward_backward_check
 from vidgen_inpaint.search import SearchSettings, match_colours, poisson_blend
 
@@ -95,6 +95,29 @@ def test_tiles_cover_every_hole_pixel():
         assert tile.size >= 64 and tile.x0 <= x0 and x1 <= tile.x0 + tile.size
     assert covered[unknown].all()
     assert sum(tile.size == 64 for tile in tiles) >= 4  # the caption is split, not one huge tile
+
+
+def test_specks_are_left_to_telea_and_holes_get_the_gan(clip, tiny_weights):
+    unknown = np.zeros((1, 64, 96), bool)
+    unknown[0, 5:15, 5:15] = True  # 100 px: a speck
+    unknown[0, 30:50, 40:60] = True  # 400 px: searched
+    unknown[0, 5:15, 70:79], unknown[0, 5:15, 81:90] = True, True  # 90 + 90 px, 2 px apart: one piece
+    kept = without_specks(unknown, SPECK_PIXELS)
+    assert not kept[0, 5:15, 5:15].any() and kept[0, 30:50, 40:60].all() and not kept[0, 5:15, 70:90].any()
+    assert without_specks(unknown, 150)[0, 5:15, 70:90].sum() == 180  # two pieces of 90 group as the tiles do
+
+    def fill(box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        x, y, w, h = box
+        out = vidgen.processor("inpaint", device="cpu", box=box, dilate=0, propagate=False,
+                               weights=tiny_weights)(clip[:1])[0]
+        hole = np.zeros(clip.shape[1:3], np.uint8)
+        hole[y:y + h, x:x + w] = 1
+        return out[hole > 0], cv2.inpaint(clip[0], hole, 3, cv2.INPAINT_TELEA)[hole > 0]
+
+    speck, telea = fill((40, 30, 8, 8))
+    assert np.array_equal(speck, telea)
+    hole, telea = fill((40, 24, 20, 20))
+    assert np.abs(hole.astype(int) - telea).mean() > 2  # the GAN's half of the mix
 
 
 def propagate_clip(corrupted: np.ndarray, masks: np.ndarray, propagator: StreamPropagator | None = None

@@ -22,6 +22,7 @@ from vidgen_inpaint.search import (SearchSettings, consistency_pairs, match_colo
 
 HOLE_SHARE = 40 / TILE  # a hole spans at most this share of its tile; the rest is context
 # the first search of a new hole, by initialisation: (steps, starting learning rate), annealed to a tenth
+SPECK_PIXELS = 256  # unseen=mix: pieces of fewer unknown pixels (16×16) are left to Telea alone
 FIRST_SEARCH = {"pool": (150, 0.1), "encoder": (10, 0.01)}
 
 
@@ -88,6 +89,19 @@ def plan_tiles(unknown: np.ndarray, frame: int, merge: int = 4) -> list[Tile]:
     return tiles
 
 
+def without_specks(unknown: np.ndarray, least: int, merge: int = 4) -> np.ndarray:
+    """`unknown` `(N, H, W)` bool without the pieces (grouped as `plan_tiles` groups them) of fewer than `least`
+    pixels: specks that Telea fills as well as a 64×64 GAN tile would, at a fraction of the cost."""
+    import cv2
+
+    kept = unknown.copy()
+    for frame in kept:
+        count, labels = cv2.connectedComponents(dilate(frame, merge).astype(np.uint8), connectivity=8)
+        sizes = np.bincount(labels[frame], minlength=count)
+        frame[sizes[labels] < least] = False
+    return kept
+
+
 def match_track(tile: Tile, previous: list[Tile]) -> Tile | None:
     """The tile of the previous frame that covers the same hole (close centre, similar size), if any."""
     best, best_distance = None, float("inf")
@@ -147,7 +161,7 @@ class Inpaint(Processor):
         Option("blend", str, "poisson", "how G's fill meets the context: poisson (gradient-domain), match (the "
                "context ring's mean/std per channel, then poisson) or none", choices=("poisson", "match", "none")),
         Option("unseen", str, "mix", "what fills pixels no frame shows: gan, telea (OpenCV's fast marching) or mix "
-               "(the mean of both)", choices=("gan", "telea", "mix")),
+               "(the mean of both; pieces under 256 px Telea alone)", choices=("gan", "telea", "mix")),
         Option("fit", int, 0, "fine-tune the GAN for this many steps on the video's visible content first"),
         Option("weights", str, None, "G/D weights file (safetensors from `vidgen train inpaint`)"),
         Option("group", int, 8, "frames per group (searched together)"),
@@ -252,26 +266,32 @@ class Inpaint(Processor):
         self.stats.hole_pixels += int(masks[core].sum())
         self.stats.propagated_pixels += int(masks[core].sum() - unknown.sum())
         if unknown.any():
-            if self.settings.unseen != "telea":
+            unseen = self.settings.unseen
+            searched = unknown if unseen == "gan" else without_specks(unknown, SPECK_PIXELS) if unseen == "mix" else None
+            gan = None
+            if searched is not None and searched.any():
                 if self.fit_pending:
                     self._fit_to_video(out, unknown)
-                gan = self._fill(out, unknown)
-            out = gan if self.settings.unseen == "gan" else self._telea(out, unknown, gan if self.settings.unseen == "mix" else None)
+                gan = self._fill(out, searched)
+            out = gan if unseen == "gan" else self._telea(out, unknown, gan, searched)
         if self.settings.propagate:
             out = self._carry_fill(out, unknown, propagated)
             self.propagator.release()
         return group.with_frames(out)
 
-    def _telea(self, frames: torch.Tensor, unknown: np.ndarray, gan: torch.Tensor | None) -> torch.Tensor:
+    def _telea(self, frames: torch.Tensor, unknown: np.ndarray, gan: torch.Tensor | None,
+               searched: np.ndarray | None) -> torch.Tensor:
         """Fill `unknown` `(N, H, W)` pixels of `frames` `(N, 3, H, W)` with OpenCV's Telea inpainting (from the
-        known and propagated pixels around them), or with the mean of that and the GAN fill `gan`."""
+        known and propagated pixels around them); where the GAN filled (`searched` `(N, H, W)`, fill `gan`),
+        with the mean of both."""
         import cv2
 
         as_uint8 = frames_to_uint8(frames)
         filled = np.stack([cv2.inpaint(frame, hole.astype(np.uint8), 3, cv2.INPAINT_TELEA)
                            for frame, hole in zip(as_uint8, unknown)])
-        telea = uint8_to_frames(filled, self.device)
-        fill = telea if gan is None else 0.5 * (telea + gan)
+        fill = uint8_to_frames(filled, self.device)
+        if gan is not None:
+            fill = torch.where(torch.from_numpy(searched).to(self.device)[:, None], 0.5 * (fill + gan), fill)
         return torch.where(torch.from_numpy(unknown).to(self.device)[:, None], fill, frames)
 
     def _propagate(self, frames: np.ndarray, masks: np.ndarray, indices: list[int], core: list[int]
