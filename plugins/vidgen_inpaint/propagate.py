@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vidgen.metrics import flow_round_trip, pixel_coordinates
+from vidgen.metrics import flow_round_trip, pixel_coordinates, warp
 from vidgen_inpaint.masks import dilate
 
 HOMOGRAPHY_SHARE = 0.6  # inlier share of the ring above which a homography models the hole's motion
@@ -225,6 +225,19 @@ class StreamPropagator:
         backward = self._flow(index, gray, current.index, self._gray(current), holes, cache)
         return forward_backward_check(forward, backward)
 
+    def _extend(self, chain: tuple[np.ndarray, np.ndarray] | None, behind: View, view: View
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Flows from the current frame to `view` and back `(H, W, 2)`: the `chain` to the frame `behind` it
+        (None: `behind` is the current frame) extended by the flows between the two. Each DIS flow between
+        neighbouring frames is computed once and reused by the next frames' lookahead."""
+        holes = dilate(behind.mask | view.mask, 3)
+        forward = self._flow(behind.index, self._gray(behind), view.index, self._gray(view), holes)
+        backward = self._flow(view.index, self._gray(view), behind.index, self._gray(behind), holes)
+        if chain is None:
+            return forward, backward
+        to_behind, from_behind = chain
+        return to_behind + warp(forward, to_behind), backward + warp(from_behind, backward)
+
     def fill(self, current: View, ahead: list[View]) -> Propagated:
         """Fill the hole of `current` from the source that saw each pixel nearest in time."""
         t, hole = current.index, current.mask
@@ -252,10 +265,13 @@ class StreamPropagator:
                     out[use] = self._sample_anchors(index, xy, use)[use]
                     seen[use], distance[use] = source_seen[use], t - source_seen[use]
                     anchor_index[use], anchor_xy[use] = index[use], xy[use]
+            chain, behind = None, current
             for step, view in enumerate(ahead[:self.lookahead], 1):
                 if not (hole & (distance > step)).any():
                     break
-                where, trusted = self._mapping(current, view.index, self._gray(view), view.mask)
+                chain = self._extend(chain, behind, view)
+                behind = view
+                where, trusted = forward_backward_check(*chain)
                 covered = _remap(dilate(view.mask, 1).astype(np.float32), where, border=1.0) > 0
                 use = trusted & hole & ~covered & (distance > step)
                 out[use] = _remap(view.frame, where)[use]
