@@ -265,8 +265,7 @@ def test_run_end_to_end_with_detection_and_fit(tmp_path, tiny_weights):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
     messages = []
-    # a short lookahead leaves part of the overlay to the GAN (16 frames ahead reveal all of it on this pan)
-    processor = create_processor("inpaint", weights=tiny_weights, fit=3, lookahead=3)
+    processor = create_processor("inpaint", weights=tiny_weights, fit=3)
     run(source, tmp_path / "out.mp4", [processor], device="cpu", log=messages.append)
     assert any("detected 1 static overlay" in m for m in messages)
     assert any("fitted the GAN" in m for m in messages)

@@ -146,8 +146,7 @@ class Inpaint(Processor):
                "per-frame: Yeh baseline (fresh random z, fixed iterations)", choices=("video", "per-frame")),
         Option("propagate", bool, True, "copy hidden pixels from the previous output, the next frames or keyframes "
                "that show them (optical flow) first"),
-        Option("lookahead", int, 16, "with propagation: input frames after each frame searched for its hidden pixels "
-               "(the output is that many frames behind the input)"),
+        Option("lookahead", int, 3, "with propagation: input frames after each frame searched for its hidden pixels"),
         Option("smooth", float, 0.9, "with propagation and schedule=video: weight of the previous output frame, "
                "moved along the scene's motion, in GAN-filled pixels (0 = off)"),
         Option("iterations", int, 1000, "per-frame: iterations per frame; video: most iterations per search"),

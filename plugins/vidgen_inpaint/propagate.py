@@ -21,7 +21,6 @@ import numpy as np
 from vidgen.metrics import flow_round_trip, pixel_coordinates, warp
 from vidgen_inpaint.masks import dilate
 
-NEAR_LOOKAHEAD = 3  # frames ahead that compete with the previous output; farther ones fill only what nothing nearer shows
 HOMOGRAPHY_SHARE = 0.6  # inlier share of the ring above which a homography models the hole's motion
 
 
@@ -186,7 +185,7 @@ class StreamPropagator:
     the frames concerned and `release` what left the ring.
     """
 
-    def __init__(self, lookahead: int = 16, keyframe_every: int = 10, keyframes: int = 4, ring: int = 10) -> None:
+    def __init__(self, lookahead: int = 3, keyframe_every: int = 10, keyframes: int = 4, ring: int = 10) -> None:
         import cv2
 
         self.lookahead, self.keyframe_every, self.ring = lookahead, keyframe_every, ring
@@ -268,14 +267,13 @@ class StreamPropagator:
                     anchor_index[use], anchor_xy[use] = index[use], xy[use]
             chain, behind = None, current
             for step, view in enumerate(ahead[:self.lookahead], 1):
-                wanted = (distance > step) if step <= NEAR_LOOKAHEAD else np.isinf(distance)
-                if not (hole & wanted).any():
+                if not (hole & (distance > step)).any():
                     break
                 chain = self._extend(chain, behind, view)
                 behind = view
                 where, trusted = forward_backward_check(*chain)
                 covered = _remap(dilate(view.mask, 1).astype(np.float32), where, border=1.0) > 0
-                use = trusted & hole & ~covered & wanted
+                use = trusted & hole & ~covered & (distance > step)
                 out[use] = _remap(view.frame, where)[use]
                 seen[use], distance[use] = view.index, step
             for key in sorted(self.keyframes, key=lambda k: abs(t - k.index)):
