@@ -21,8 +21,8 @@ from vidgen_inpaint.search import (SearchSettings, consistency_pairs, match_colo
                                    poisson_blend, random_latents, search_latents)
 
 HOLE_SHARE = 40 / TILE  # a hole spans at most this share of its tile; the rest is context
-# the first search of a new hole, by initialisation: (steps, starting learning rate), annealed to a tenth
 SPECK_PIXELS = 256  # unseen=mix: pieces of fewer unknown pixels (16×16) are left to Telea alone
+# the first search of a new hole, by initialisation: (steps, starting learning rate), annealed to a tenth
 FIRST_SEARCH = {"pool": (150, 0.1), "encoder": (10, 0.01)}
 
 
@@ -267,7 +267,7 @@ class Inpaint(Processor):
         self.stats.propagated_pixels += int(masks[core].sum() - unknown.sum())
         if unknown.any():
             unseen = self.settings.unseen
-            searched = unknown if unseen == "gan" else without_specks(unknown, SPECK_PIXELS) if unseen == "mix" else None
+            searched = self._searched(unknown)
             gan = None
             if searched is not None and searched.any():
                 if self.fit_pending:
@@ -278,6 +278,12 @@ class Inpaint(Processor):
             out = self._carry_fill(out, unknown, propagated)
             self.propagator.release()
         return group.with_frames(out)
+
+    def _searched(self, unknown: np.ndarray) -> np.ndarray | None:
+        """The `unknown` `(N, H, W)` pixels the GAN fills: all (`unseen=gan`), all but specks (`mix`) or none."""
+        if self.settings.unseen == "telea":
+            return None
+        return unknown if self.settings.unseen == "gan" else without_specks(unknown, SPECK_PIXELS)
 
     def _telea(self, frames: torch.Tensor, unknown: np.ndarray, gan: torch.Tensor | None,
                searched: np.ndarray | None) -> torch.Tensor:

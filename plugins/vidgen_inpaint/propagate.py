@@ -217,22 +217,25 @@ class StreamPropagator:
             self.flows[(a, b)] = flow
         return flow
 
+    def _flows(self, a: int, gray_a: np.ndarray, mask_a: np.ndarray, b: int, gray_b: np.ndarray,
+               mask_b: np.ndarray, cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Flows `(H, W, 2)` from frame `a` to frame `b` and back, completed in both frames' holes."""
+        holes = dilate(mask_a | mask_b, 3)
+        return (self._flow(a, gray_a, b, gray_b, holes, cache), self._flow(b, gray_b, a, gray_a, holes, cache))
+
     def _mapping(self, current: View, index: int, gray: np.ndarray, mask: np.ndarray, cache: bool = True
                  ) -> tuple[np.ndarray, np.ndarray]:
         """Where each pixel of `current` lands in frame `index` and whether that is trusted."""
-        holes = dilate(current.mask | mask, 3)
-        forward = self._flow(current.index, self._gray(current), index, gray, holes, cache)
-        backward = self._flow(index, gray, current.index, self._gray(current), holes, cache)
-        return forward_backward_check(forward, backward)
+        return forward_backward_check(*self._flows(current.index, self._gray(current), current.mask,
+                                                   index, gray, mask, cache))
 
     def _extend(self, chain: tuple[np.ndarray, np.ndarray] | None, behind: View, view: View
                 ) -> tuple[np.ndarray, np.ndarray]:
         """Flows from the current frame to `view` and back `(H, W, 2)`: the `chain` to the frame `behind` it
         (None: `behind` is the current frame) extended by the flows between the two. Each DIS flow between
         neighbouring frames is computed once and reused by the next frames' lookahead."""
-        holes = dilate(behind.mask | view.mask, 3)
-        forward = self._flow(behind.index, self._gray(behind), view.index, self._gray(view), holes)
-        backward = self._flow(view.index, self._gray(view), behind.index, self._gray(behind), holes)
+        forward, backward = self._flows(behind.index, self._gray(behind), behind.mask,
+                                        view.index, self._gray(view), view.mask)
         if chain is None:
             return forward, backward
         to_behind, from_behind = chain

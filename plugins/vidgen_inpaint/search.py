@@ -195,8 +195,7 @@ def poisson_blend(generated: torch.Tensor, target: torch.Tensor, known: torch.Te
             inside.add_(update)
             padded[..., 0, :], padded[..., -1, :] = padded[..., 1, :], padded[..., -2, :]
             padded[..., :, 0], padded[..., :, -1] = padded[..., :, 1], padded[..., :, -2]
-    correction = inside
-    return (generated + correction).clamp(0, 1)
+    return (generated + inside).clamp(0, 1)
 
 
 def match_colours(generated: torch.Tensor, target: torch.Tensor, known: torch.Tensor, ring: int = 8) -> torch.Tensor:
